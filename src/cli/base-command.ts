@@ -1,0 +1,101 @@
+/**
+ * The base of every command: global flags (`--redis-url`/REDIS_URL, `--prefix`, `--json`), a fail-fast
+ * Redis connection opened on demand and closed in finally(), and one place that turns errors into a
+ * single stderr line and an exit code.
+ */
+import { Command, Errors, Flags, type Interfaces } from '@oclif/core';
+import type { Redis } from 'ioredis';
+import { connectOrThrow, createRedis, DEFAULT_REDIS_URL } from '../core/connection.js';
+import { BananasError, errorMessage } from '../core/errors.js';
+import { DEFAULT_PREFIX } from '../core/keys.js';
+import { passwordOf, redactSecrets } from '../core/redact.js';
+import { ExitCode, exitCodeFor } from './exit-codes.js';
+
+export type BaseFlags<T extends typeof Command> = Interfaces.InferredFlags<(typeof BananasCommand)['baseFlags'] & T['flags']>;
+export type BaseArgs<T extends typeof Command> = Interfaces.InferredArgs<T['args']>;
+
+export abstract class BananasCommand<T extends typeof Command> extends Command {
+  static override enableJsonFlag = true;
+
+  static override baseFlags = {
+    'redis-url': Flags.string({
+      env: 'REDIS_URL',
+      summary: `Redis URL (redis:// or rediss://) [default: ${DEFAULT_REDIS_URL}]`,
+      helpGroup: 'GLOBAL',
+    }),
+    prefix: Flags.string({
+      env: 'BANANAS_PREFIX',
+      summary: 'Key prefix of the deployment',
+      default: DEFAULT_PREFIX,
+      helpGroup: 'GLOBAL',
+    }),
+  };
+
+  protected flags!: BaseFlags<T>;
+  protected args!: BaseArgs<T>;
+  private client?: Redis;
+
+  get redisUrl(): string {
+    return this.flags['redis-url'] ?? DEFAULT_REDIS_URL;
+  }
+
+  public override async init(): Promise<void> {
+    await super.init();
+    const ctor = this.ctor as typeof BananasCommand;
+    const { args, flags } = await this.parse({
+      flags: ctor.flags,
+      baseFlags: ctor.baseFlags,
+      enableJsonFlag: ctor.enableJsonFlag,
+      args: ctor.args,
+      strict: ctor.strict,
+    });
+    this.flags = flags as BaseFlags<T>;
+    this.args = args as BaseArgs<T>;
+  }
+
+  /** A connected client (fail-fast: unreachable Redis or refused credentials throw a typed error). */
+  protected async redis(): Promise<Redis> {
+    if (!this.client) {
+      const client = createRedis({ url: this.redisUrl, mode: 'fail-fast', connectionName: `bananas-${this.id ?? 'cli'}` });
+      await connectOrThrow(client, this.redisUrl);
+      this.client = client;
+    }
+    return this.client;
+  }
+
+  /** Human output goes to stdout unless --json is set (then only the JSON document is printed). */
+  protected print(text: string): void {
+    if (!this.jsonEnabled()) this.log(text);
+  }
+
+  protected override async catch(err: Error & { exitCode?: number }): Promise<unknown> {
+    const secrets = [passwordOf(this.flags?.['redis-url'] ?? process.env.REDIS_URL)];
+    let exitCode: number = ExitCode.ERROR;
+    let code = 'ERROR';
+    if (err instanceof BananasError) {
+      exitCode = exitCodeFor(err.code);
+      code = err.code;
+    } else if (err instanceof Errors.CLIError && 'parse' in err) {
+      exitCode = ExitCode.USAGE;
+      code = 'USAGE';
+    } else if (err instanceof Errors.ExitError) {
+      throw err;
+    } else if (err instanceof Errors.CLIError && err.oclif?.exit !== undefined) {
+      exitCode = err.oclif.exit;
+    }
+    const message = redactSecrets(errorMessage(err), secrets).split('\n')[0] ?? 'error';
+    if (this.jsonEnabled?.()) {
+      process.stdout.write(`${JSON.stringify({ error: { code, message, exitCode } })}\n`);
+    }
+    process.stderr.write(`bananas: ${message}\n`);
+    if (exitCode === ExitCode.ERROR && !(err instanceof BananasError) && process.env.DEBUG) {
+      process.stderr.write(`${redactSecrets(err.stack ?? '', secrets)}\n`);
+    }
+    this.exit(exitCode);
+  }
+
+  protected override async finally(err: Error | undefined): Promise<unknown> {
+    this.client?.disconnect();
+    return super.finally(err);
+  }
+}

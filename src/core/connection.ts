@@ -1,0 +1,102 @@
+/**
+ * Redis connections. Workers reconnect forever with the runbook's backoff (2, 4, 8, 16, 30 s max);
+ * operator commands fail fast with a typed error. No password ever reaches a message or a log.
+ */
+import { Redis, type RedisOptions } from 'ioredis';
+import { RedisAuthError, RedisUnavailableError, BananasError, errorMessage } from './errors.js';
+import { passwordOf, redactSecrets, redactUrl } from './redact.js';
+
+export const DEFAULT_REDIS_URL = 'redis://localhost:6379';
+
+/** Backoff between reconnection attempts: 2, 4, 8, 16, then 30 s. */
+export function reconnectDelayMs(attempt: number): number {
+  return Math.min(2000 * 2 ** Math.max(0, attempt - 1), 30_000);
+}
+
+export interface ConnectionEvents {
+  /** Called once per reconnection attempt with the delay before it. */
+  onRetry?: (info: { attempt: number; delayMs: number; error?: string }) => void;
+  /** Called when the connection is ready again after a failure. */
+  onRecovered?: (info: { downMs: number }) => void;
+}
+
+export interface ConnectOptions extends ConnectionEvents {
+  url?: string;
+  /** `resilient` reconnects forever (workers); `fail-fast` gives up at once (operator commands). */
+  mode: 'resilient' | 'fail-fast';
+  connectionName?: string;
+  /** Extra ioredis options (tests, TLS). */
+  redisOptions?: RedisOptions;
+}
+
+function isAuthError(message: string): boolean {
+  return /WRONGPASS|NOAUTH|invalid password|invalid username-password/i.test(message);
+}
+
+/** Turns any connection-level failure into a typed, redacted error. */
+export function toConnectionError(err: unknown, url: string): BananasError {
+  if (err instanceof BananasError) return err;
+  const where = redactUrl(url);
+  const message = redactSecrets(errorMessage(err), [passwordOf(url)]);
+  if (isAuthError(message)) {
+    return new RedisAuthError(`Redis at ${where} refused the credentials: ${message}`);
+  }
+  return new RedisUnavailableError(`cannot reach Redis at ${where}: ${message}`);
+}
+
+/** Creates a client; it connects lazily (call {@link connectOrThrow} or let the first command connect). */
+export function createRedis(options: ConnectOptions): Redis {
+  const url = options.url ?? DEFAULT_REDIS_URL;
+  let failedSince: number | undefined;
+  let attempt = 0;
+  const base: RedisOptions =
+    options.mode === 'resilient'
+      ? {
+          maxRetriesPerRequest: null,
+          enableOfflineQueue: true,
+          retryStrategy: (times) => {
+            attempt = times;
+            const delayMs = reconnectDelayMs(times);
+            options.onRetry?.({ attempt: times, delayMs });
+            return delayMs;
+          },
+        }
+      : {
+          maxRetriesPerRequest: 0,
+          enableOfflineQueue: true,
+          retryStrategy: () => null,
+          connectTimeout: 5000,
+        };
+  const redis = new Redis(url, {
+    lazyConnect: true,
+    connectionName: options.connectionName,
+    ...base,
+    ...options.redisOptions,
+  });
+  redis.on('error', () => {
+    // Errors surface through commands and the retry strategy; an unhandled 'error' event would crash.
+    failedSince ??= Date.now();
+  });
+  redis.on('close', () => {
+    failedSince ??= Date.now();
+  });
+  redis.on('ready', () => {
+    if (failedSince !== undefined && attempt > 0) {
+      options.onRecovered?.({ downMs: Date.now() - failedSince });
+    }
+    failedSince = undefined;
+    attempt = 0;
+  });
+  return redis;
+}
+
+/** Connects and checks the server answers (and accepts the credentials); throws a typed error otherwise. */
+export async function connectOrThrow(redis: Redis, url: string = DEFAULT_REDIS_URL): Promise<void> {
+  try {
+    if (redis.status === 'wait') await redis.connect();
+    await redis.ping();
+  } catch (err) {
+    redis.disconnect();
+    throw toConnectionError(err, url);
+  }
+}

@@ -1,0 +1,154 @@
+/**
+ * Every Redis key bananas reads or writes is built here, and nowhere else (docs/redis-keys.md lists them).
+ * The original layout (job documents, priority lists, processing, dead, scheduled, results, schedules)
+ * is kept byte for byte; the keys bananas adds live under the same prefix.
+ */
+import { UsageError } from './errors.js';
+
+export const PRIORITIES = ['high', 'normal', 'low'] as const;
+export type Priority = (typeof PRIORITIES)[number];
+
+export const DEFAULT_PREFIX = 'bananas:';
+export const DEFAULT_ROUTE = 'default';
+const ROUTING_KEY_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
+
+export function isPriority(value: string): value is Priority {
+  return (PRIORITIES as readonly string[]).includes(value);
+}
+
+/** Unknown or missing priorities are treated as `normal`, as every original reader does. */
+export function normalizePriority(value: unknown): Priority {
+  return typeof value === 'string' && isPriority(value) ? value : 'normal';
+}
+
+/** `""`, absent and `default` all mean the default route. */
+export function normalizeRoutingKey(value: unknown): string {
+  if (typeof value !== 'string' || value === '') return DEFAULT_ROUTE;
+  return value;
+}
+
+export function isValidRoutingKey(value: string): boolean {
+  return ROUTING_KEY_PATTERN.test(value);
+}
+
+export function assertRoutingKey(value: string): string {
+  if (!isValidRoutingKey(value)) {
+    throw new UsageError(`invalid routing key ${JSON.stringify(value)}: use 1-64 characters of A-Z a-z 0-9 _ -`);
+  }
+  return value;
+}
+
+export function assertPrefix(prefix: string): string {
+  if (prefix === '' || /[\s*?[\]]/.test(prefix)) {
+    throw new UsageError(
+      `invalid prefix ${JSON.stringify(prefix)}: it must be non-empty, without spaces or glob characters (* ? [ ])`,
+    );
+  }
+  return prefix;
+}
+
+export class Keys {
+  readonly prefix: string;
+
+  constructor(prefix: string = DEFAULT_PREFIX) {
+    this.prefix = assertPrefix(prefix);
+  }
+
+  job(id: string): string {
+    return `${this.prefix}job:${id}`;
+  }
+
+  /** Pattern for SCAN over job documents; ids are matched by SCAN only, never passed to KEYS. */
+  jobPattern(): string {
+    return `${escapeGlob(this.prefix)}job:*`;
+  }
+
+  /** The ready list for a priority and routing key (WIRE: default route → `queue:<p>`). */
+  queue(priority: Priority, routingKey: string = DEFAULT_ROUTE): string {
+    const rk = normalizeRoutingKey(routingKey);
+    if (rk === DEFAULT_ROUTE) return `${this.prefix}queue:${priority}`;
+    return `${this.prefix}route:${rk}:queue:${priority}`;
+  }
+
+  /** Lists some original builds wrote for the default route; workers drain them too. */
+  legacyDefaultRouteQueue(priority: Priority): string {
+    return `${this.prefix}route:${DEFAULT_ROUTE}:queue:${priority}`;
+  }
+
+  /** Every ready list a worker serving `routingKey` consumes at `priority`, in the order it takes them. */
+  queuesServed(priority: Priority, routingKey: string): string[] {
+    const rk = normalizeRoutingKey(routingKey);
+    if (rk === DEFAULT_ROUTE) return [this.queue(priority), this.legacyDefaultRouteQueue(priority)];
+    return [this.queue(priority, rk)];
+  }
+
+  get processing(): string {
+    return `${this.prefix}queue:processing`;
+  }
+
+  get dead(): string {
+    return `${this.prefix}queue:dead`;
+  }
+
+  get scheduled(): string {
+    return `${this.prefix}queue:scheduled`;
+  }
+
+  /** Sorted set: id → lease deadline (Unix ms) for ids in `processing` that a bananas worker holds. */
+  get leases(): string {
+    return `${this.prefix}processing:leases`;
+  }
+
+  /** Hash: id → worker id that holds the lease. */
+  get leaseOwners(): string {
+    return `${this.prefix}processing:owners`;
+  }
+
+  /** List used only to wake idle workers of a route; holds at most one token. */
+  signal(routingKey: string = DEFAULT_ROUTE): string {
+    const rk = normalizeRoutingKey(routingKey);
+    if (rk === DEFAULT_ROUTE) return `${this.prefix}signal`;
+    return `${this.prefix}route:${rk}:signal`;
+  }
+
+  result(id: string): string {
+    return `${this.prefix}result:${id}`;
+  }
+
+  resultNotify(id: string): string {
+    return `${this.prefix}result:notify:${id}`;
+  }
+
+  /** Sorted set: worker id → last heartbeat (Unix ms). */
+  get workers(): string {
+    return `${this.prefix}workers`;
+  }
+
+  /** Hash describing one worker; expires when its heartbeats stop. */
+  worker(workerId: string): string {
+    return `${this.prefix}worker:${workerId}`;
+  }
+
+  /** Hash of lifetime counters (completed, failed, retried, dead_lettered). */
+  get stats(): string {
+    return `${this.prefix}stats`;
+  }
+
+  /** Hash of counters for one minute (Unix minute); expires after two hours. */
+  statsMinute(minute: number): string {
+    return `${this.prefix}stats:minute:${minute}`;
+  }
+
+  schedule(scheduleId: string): string {
+    return `${this.prefix}schedules:${scheduleId}`;
+  }
+
+  scheduleLock(scheduleId: string): string {
+    return `${this.prefix}schedule_lock:${scheduleId}`;
+  }
+}
+
+/** Escapes SCAN/KEYS glob metacharacters so a prefix or id is matched literally. */
+export function escapeGlob(text: string): string {
+  return text.replace(/[*?[\]\\]/g, (c) => `\\${c}`);
+}

@@ -1,0 +1,101 @@
+--[[
+  Moves up to `want` ready jobs into processing, in strict list order (the caller passes its lists
+  priority-major), and records a lease (owner, deadline) for each. The id stays in the original
+  processing list so the original tools keep a consistent picture. An id whose document is missing is
+  dead-lettered at once with the original's stub ("Job data not found").
+
+  KEYS[1]  processing list
+  KEYS[2]  leases sorted set (id → deadline ms)
+  KEYS[3]  lease owners hash (id → worker id)
+  KEYS[4]  dead-letter list
+  ARGV[1]  job key prefix ("<prefix>job:")
+  ARGV[2]  worker id (lease owner)
+  ARGV[3]  lease deadline, Unix ms
+  ARGV[4]  want: how many jobs to take at most
+  ARGV[5]  TTL in seconds of the stub written for a missing document
+  ARGV[6]  signal key to re-arm when jobs remain after a full batch ("" = none)
+  ARGV[7]  number of ready lists m, then the m list keys
+  then     lookahead L (0 = take any job), then the number of job names t and the t names:
+           with a job-name filter only the L oldest entries of each list are examined and only jobs
+           with a listed name (or an unreadable document, which any worker dead-letters) are taken;
+           the others stay where they are.
+  Returns  a flat array of triples: id, document (false when it was missing), index of the list (1-based)
+]]
+local processing, leases, owners, dead = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local jobPrefix, owner, deadline = ARGV[1], ARGV[2], ARGV[3]
+local want = tonumber(ARGV[4])
+local stubTtl = ARGV[5]
+local rearm = ARGV[6]
+local m = tonumber(ARGV[7])
+local lookahead = tonumber(ARGV[8 + m])
+local t = tonumber(ARGV[9 + m])
+local allowed = {}
+for i = 1, t do allowed[ARGV[9 + m + i]] = true end
+
+local out = {}
+local taken = 0
+local budget = want * 4 + 100 -- bounds the work of one call when many ids have no document
+
+local function missing(id, listIndex)
+  redis.call('LPUSH', dead, id)
+  redis.call('SET', jobPrefix .. id,
+    cjson.encode({ error = 'Job data not found (corrupted reference)', id = id }), 'EX', stubTtl, 'NX')
+  out[#out + 1] = id
+  out[#out + 1] = false
+  out[#out + 1] = listIndex
+end
+
+local function take(id, doc, listIndex)
+  redis.call('LPUSH', processing, id)
+  redis.call('ZADD', leases, deadline, id)
+  redis.call('HSET', owners, id, owner)
+  out[#out + 1] = id
+  out[#out + 1] = doc
+  out[#out + 1] = listIndex
+  taken = taken + 1
+end
+
+local function wanted(doc)
+  local ok, decoded = pcall(cjson.decode, doc)
+  if not ok or type(decoded) ~= 'table' or type(decoded['name']) ~= 'string' then return true end
+  return allowed[decoded['name']] == true
+end
+
+for li = 1, m do
+  if taken >= want or budget <= 0 then break end
+  local list = ARGV[7 + li]
+  if lookahead == 0 then
+    while taken < want and budget > 0 do
+      budget = budget - 1
+      local id = redis.call('RPOP', list)
+      if not id then break end
+      local doc = redis.call('GET', jobPrefix .. id)
+      if doc then take(id, doc, li) else missing(id, li) end
+    end
+  else
+    local ids = redis.call('LRANGE', list, -lookahead, -1)
+    for i = #ids, 1, -1 do
+      if taken >= want or budget <= 0 then break end
+      budget = budget - 1
+      local id = ids[i]
+      local doc = redis.call('GET', jobPrefix .. id)
+      if not doc then
+        redis.call('LREM', list, -1, id)
+        missing(id, li)
+      elseif wanted(doc) then
+        redis.call('LREM', list, -1, id)
+        take(id, doc, li)
+      end
+    end
+  end
+end
+
+if rearm ~= '' and taken >= want then
+  for li = 1, m do
+    if redis.call('LLEN', ARGV[7 + li]) > 0 then
+      bananasWake(rearm)
+      break
+    end
+  end
+end
+return out

@@ -1,0 +1,36 @@
+--[[
+  Enqueues a batch of jobs. Each job's document and its queue entry are written in one atomic step;
+  an id whose document already exists is refused and nothing is written for it.
+
+  KEYS[1]  scheduled sorted set
+  ARGV[1]  job key prefix ("<prefix>job:")
+  ARGV[2]  number of jobs n, followed by n groups of 5:
+             id, document, ready list key, signal key, score
+           score "" → LPUSH id on the ready list; otherwise ZADD score id on the scheduled set
+           (Unix seconds) and wake the route so an idle worker re-reads the next due time.
+  Returns  an array of n integers: 1 enqueued, 0 refused (duplicate id).
+]]
+local scheduled = KEYS[1]
+local jobPrefix = ARGV[1]
+local n = tonumber(ARGV[2])
+local results = {}
+local woken = {}
+for i = 0, n - 1 do
+  local base = 3 + i * 5
+  local id, doc, list, signal, score = ARGV[base], ARGV[base + 1], ARGV[base + 2], ARGV[base + 3], ARGV[base + 4]
+  if redis.call('SET', jobPrefix .. id, doc, 'NX') then
+    if score == '' then
+      redis.call('LPUSH', list, id)
+    else
+      redis.call('ZADD', scheduled, score, id)
+    end
+    if not woken[signal] then
+      woken[signal] = true
+      bananasWake(signal)
+    end
+    results[#results + 1] = 1
+  else
+    results[#results + 1] = 0
+  end
+end
+return results

@@ -1,0 +1,88 @@
+--[[
+  Settles a batch of jobs a worker holds: completes them, schedules a retry, dead-letters them, or
+  releases them back to a ready list. Each entry is applied only while the caller still owns the lease;
+  otherwise it is skipped (another worker recovered the job) and reported as 0.
+
+  KEYS[1]  processing list
+  KEYS[2]  leases sorted set
+  KEYS[3]  lease owners hash
+  KEYS[4]  scheduled sorted set
+  KEYS[5]  dead-letter list
+  KEYS[6]  lifetime stats hash
+  KEYS[7]  this minute's stats hash
+  ARGV[1]  worker id (lease owner)
+  ARGV[2]  job key prefix ("<prefix>job:")
+  ARGV[3]  result key prefix ("<prefix>result:"); the notify channel is "<prefix>result:notify:<id>"
+  ARGV[4]  result TTL seconds, completed
+  ARGV[5]  result TTL seconds, failed
+  ARGV[6]  TTL seconds of the minute stats hash
+  ARGV[7]  number of entries n, then n groups of 10:
+             id, action (complete|retry|dead|release), document ("" = leave it untouched),
+             document TTL seconds ("0" = none), score (retry: Unix seconds),
+             target list (release: RPUSH so it is next; retry: signal key to wake),
+             result status ("" = write no result), result JSON ("" = none), error text, duration ms,
+           completed_at is ARGV[8 + n * 10] (one timestamp for the batch)
+  Returns  an array of n integers: 1 applied, 0 lease no longer ours (nothing changed).
+]]
+local processing, leases, owners, scheduled, dead, stats, minuteStats =
+  KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7]
+local owner, jobPrefix, resultPrefix = ARGV[1], ARGV[2], ARGV[3]
+local ttlCompleted, ttlFailed, minuteTtl = ARGV[4], ARGV[5], ARGV[6]
+local n = tonumber(ARGV[7])
+local completedAt = ARGV[8 + n * 10]
+local results = {}
+local counts = { completed = 0, retried = 0, failed = 0, released = 0 }
+
+for i = 0, n - 1 do
+  local b = 8 + i * 10
+  local id, action, doc, docTtl, score, target = ARGV[b], ARGV[b + 1], ARGV[b + 2], ARGV[b + 3], ARGV[b + 4], ARGV[b + 5]
+  local resultStatus, resultJson, errorText, durationMs = ARGV[b + 6], ARGV[b + 7], ARGV[b + 8], ARGV[b + 9]
+  if redis.call('HGET', owners, id) ~= owner then
+    results[#results + 1] = 0
+  else
+    redis.call('LREM', processing, -1, id)
+    redis.call('ZREM', leases, id)
+    redis.call('HDEL', owners, id)
+    if doc ~= '' then
+      if docTtl ~= '0' then
+        redis.call('SET', jobPrefix .. id, doc, 'EX', docTtl)
+      else
+        redis.call('SET', jobPrefix .. id, doc)
+      end
+    end
+    if action == 'complete' then
+      counts.completed = counts.completed + 1
+    elseif action == 'retry' then
+      redis.call('ZADD', scheduled, score, id)
+      if target ~= '' then bananasWake(target) end
+      counts.retried = counts.retried + 1
+    elseif action == 'dead' then
+      redis.call('LPUSH', dead, id)
+      counts.failed = counts.failed + 1
+    elseif action == 'release' then
+      redis.call('RPUSH', target, id)
+      counts.released = counts.released + 1
+    end
+    if resultStatus ~= '' then
+      local resultKey = resultPrefix .. id
+      redis.call('DEL', resultKey)
+      redis.call('HSET', resultKey, 'status', resultStatus, 'completed_at', completedAt, 'duration_ms', durationMs)
+      if resultJson ~= '' then redis.call('HSET', resultKey, 'result', resultJson) end
+      if errorText ~= '' then redis.call('HSET', resultKey, 'error', errorText) end
+      redis.call('EXPIRE', resultKey, resultStatus == 'completed' and ttlCompleted or ttlFailed)
+      redis.call('PUBLISH', resultPrefix .. 'notify:' .. id, resultStatus)
+    end
+    results[#results + 1] = 1
+  end
+end
+
+for field, count in pairs(counts) do
+  if count > 0 then
+    redis.call('HINCRBY', stats, field, count)
+    redis.call('HINCRBY', minuteStats, field, count)
+  end
+end
+if counts.completed + counts.retried + counts.failed > 0 then
+  redis.call('EXPIRE', minuteStats, minuteTtl)
+end
+return results

@@ -1,0 +1,34 @@
+--[[
+  Returns jobs whose lease expired (their worker died or froze) to the head of their ready list, so they
+  run next. Only ids holding a bananas lease are touched: ids an original worker put in processing
+  (no lease) are left to the operator.
+
+  KEYS[1]  processing list
+  KEYS[2]  leases sorted set
+  KEYS[3]  lease owners hash
+  ARGV[1]  key prefix ("bananas:")
+  ARGV[2]  now, Unix ms
+  ARGV[3]  most jobs to recover in this call
+  Returns  a flat array of pairs: id, worker id that held the lease
+]]
+local processing, leases, owners = KEYS[1], KEYS[2], KEYS[3]
+local prefix, now, limit = ARGV[1], ARGV[2], tonumber(ARGV[3])
+local expired = redis.call('ZRANGEBYSCORE', leases, '-inf', now, 'LIMIT', 0, limit)
+local out = {}
+local woken = {}
+for _, id in ipairs(expired) do
+  local previousOwner = redis.call('HGET', owners, id) or ''
+  redis.call('ZREM', leases, id)
+  redis.call('HDEL', owners, id)
+  redis.call('LREM', processing, -1, id)
+  local priority, routingKey = bananasRouteOf(redis.call('GET', prefix .. 'job:' .. id))
+  redis.call('RPUSH', bananasReadyList(prefix, priority, routingKey), id)
+  local signal = bananasSignal(prefix, routingKey)
+  if not woken[signal] then
+    woken[signal] = true
+    bananasWake(signal)
+  end
+  out[#out + 1] = id
+  out[#out + 1] = previousOwner
+end
+return out

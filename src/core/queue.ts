@@ -1,0 +1,329 @@
+/**
+ * The queue core: enqueue, dequeue with leases, settle (complete / retry / dead-letter / release),
+ * promote scheduled jobs, recover expired leases. Every multi-step change runs in one Lua script.
+ */
+import type { Redis } from 'ioredis';
+import { assertJsonText, encodeJob, newJob, type Job } from './codec.js';
+import { DuplicateJobError, UsageError } from './errors.js';
+import { assertRoutingKey, isPriority, Keys, normalizeRoutingKey, type Priority } from './keys.js';
+import { runScript, runScriptBuffer } from './scripts.js';
+
+export interface TtlOptions {
+  /** TTL of a completed job's document (default 24 h). */
+  completedSeconds: number;
+  /** TTL of a dead-lettered job's document (default 7 days). */
+  failedSeconds: number;
+  /** TTL of a success result hash (default 1 h, as the original). */
+  resultCompletedSeconds: number;
+  /** TTL of a failure result hash (default 24 h, as the original). */
+  resultFailedSeconds: number;
+}
+
+export const DEFAULT_TTLS: TtlOptions = {
+  completedSeconds: 24 * 3600,
+  failedSeconds: 7 * 24 * 3600,
+  resultCompletedSeconds: 3600,
+  resultFailedSeconds: 24 * 3600,
+};
+
+export interface QueueOptions {
+  /** Key prefix (default `bananas:`). */
+  prefix?: string;
+  ttl?: Partial<TtlOptions>;
+}
+
+export interface EnqueueOptions {
+  /** Custom id (default: a UUID v4). Refused if a job with this id exists. */
+  id?: string;
+  description?: string;
+  priority?: Priority;
+  /** Routing key: 1-64 of `[A-Za-z0-9_-]`; `default` (or absent) is the default route. */
+  routingKey?: string;
+  /** Failed attempts before the job is dead-lettered (default 3; 0 is a real value). */
+  maxRetries?: number;
+  /** Run after this many milliseconds (goes to the scheduled set). */
+  delayMs?: number;
+  /** Run at this time (goes to the scheduled set if in the future). */
+  runAt?: Date;
+  /** The payload as raw JSON text (kept byte for byte) instead of a value to serialize. */
+  payloadJson?: string;
+}
+
+export interface EnqueueRequest extends EnqueueOptions {
+  name: string;
+  payload?: unknown;
+}
+
+export interface EnqueueBatchResult {
+  /** The jobs written, in request order. */
+  enqueued: Job[];
+  /** Ids refused because a job with that id already exists. */
+  duplicates: string[];
+}
+
+/** A job taken by {@link Queue.dequeue}: its raw document, or undefined when the document was missing. */
+export interface DequeuedEntry {
+  id: string;
+  /** Exact stored bytes; undefined when the id had no document (it was dead-lettered already). */
+  document?: Buffer;
+  /** The ready list the id came from. */
+  sourceList: string;
+}
+
+export interface DequeueRequest {
+  workerId: string;
+  leaseMs: number;
+  max: number;
+  /** Ready lists in the order they are served (priority-major). */
+  lists: string[];
+  /** Only take jobs with these names (undefined: any job). */
+  jobNames?: string[];
+  /** With `jobNames`: how many of the oldest entries of each list are examined (default 100). */
+  lookahead?: number;
+  /** Signal list to re-arm when a full batch leaves jobs behind (wakes another idle worker). */
+  rearmSignal?: string;
+}
+
+export type FinishAction = 'complete' | 'retry' | 'dead' | 'release';
+
+export interface FinishEntry {
+  id: string;
+  action: FinishAction;
+  /** New document text; undefined leaves the stored document untouched. */
+  document?: string;
+  /** TTL of the new document in seconds; undefined: no expiry. */
+  documentTtlSeconds?: number;
+  /** retry: when to run again. */
+  runAt?: Date;
+  /** retry: signal list to wake. release: the ready list to put the id back on (at the head). */
+  target?: string;
+  /** Result backend entry to write (original SDKs' getResult / submitAndWait read it). */
+  result?: { status: 'completed' | 'failed'; resultJson?: string; error?: string; durationMs: number };
+}
+
+export const DEFAULT_LOOKAHEAD = 100;
+const MAX_ID_LENGTH = 256;
+
+export function secondsScore(date: Date): string {
+  return String(date.getTime() / 1000);
+}
+
+export class Queue {
+  readonly redis: Redis;
+  readonly keys: Keys;
+  readonly ttl: TtlOptions;
+
+  constructor(redis: Redis, options: QueueOptions = {}) {
+    this.redis = redis;
+    this.keys = new Keys(options.prefix);
+    this.ttl = { ...DEFAULT_TTLS, ...options.ttl };
+  }
+
+  /** Enqueues one job; throws DuplicateJobError if the id exists (nothing is written). */
+  async enqueue(name: string, payload?: unknown, options: EnqueueOptions = {}): Promise<Job> {
+    const { enqueued, duplicates } = await this.enqueueBatch([{ ...options, name, payload }]);
+    if (duplicates.length > 0) throw new DuplicateJobError(duplicates[0] as string);
+    return enqueued[0] as Job;
+  }
+
+  /**
+   * Enqueues many jobs in one round trip. Each job is atomic (document and queue entry together);
+   * jobs whose id already exists are refused individually and reported.
+   */
+  async enqueueBatch(requests: EnqueueRequest[], now: Date = new Date()): Promise<EnqueueBatchResult> {
+    const jobs = requests.map((request) => this.buildJob(request, now));
+    if (jobs.length === 0) return { enqueued: [], duplicates: [] };
+    const args: string[] = [`${this.keys.prefix}job:`, String(jobs.length)];
+    for (const { job, runAt } of jobs) {
+      args.push(
+        job.id,
+        encodeJob(job),
+        this.keys.queue(job.priority, job.routingKey),
+        this.keys.signal(job.routingKey),
+        runAt ? secondsScore(runAt) : '',
+      );
+    }
+    const replies = await runScript<number[]>(this.redis, 'enqueue', [this.keys.scheduled], args);
+    const enqueued: Job[] = [];
+    const duplicates: string[] = [];
+    replies.forEach((reply, i) => {
+      const { job } = jobs[i] as { job: Job };
+      if (reply === 1) enqueued.push(job);
+      else duplicates.push(job.id);
+    });
+    return { enqueued, duplicates };
+  }
+
+  private buildJob(request: EnqueueRequest, now: Date): { job: Job; runAt?: Date } {
+    if (typeof request.name !== 'string' || request.name.trim() === '') {
+      throw new UsageError('a job needs a non-empty name');
+    }
+    if (request.priority !== undefined && !isPriority(request.priority)) {
+      throw new UsageError(`invalid priority ${JSON.stringify(request.priority)}: use high, normal or low`);
+    }
+    const routingKey = request.routingKey === undefined ? 'default' : assertRoutingKey(request.routingKey);
+    if (request.maxRetries !== undefined && (!Number.isSafeInteger(request.maxRetries) || request.maxRetries < 0)) {
+      throw new UsageError(`invalid max retries ${request.maxRetries}: use a whole number ≥ 0`);
+    }
+    if (request.id !== undefined) assertJobId(request.id);
+    let payload: string;
+    if (request.payloadJson !== undefined) {
+      try {
+        payload = assertJsonText(request.payloadJson);
+      } catch (err) {
+        throw new UsageError(`payload is not valid JSON: ${(err as Error).message}`);
+      }
+    } else {
+      payload = JSON.stringify(request.payload ?? null) ?? 'null';
+    }
+    let runAt: Date | undefined;
+    if (request.delayMs !== undefined) {
+      if (!(request.delayMs >= 0)) throw new UsageError(`invalid delay ${request.delayMs}`);
+      if (request.delayMs > 0) runAt = new Date(now.getTime() + request.delayMs);
+    } else if (request.runAt !== undefined) {
+      if (Number.isNaN(request.runAt.getTime())) throw new UsageError('invalid run-at time');
+      if (request.runAt.getTime() > now.getTime()) runAt = request.runAt;
+    }
+    const job = newJob(request.name, payload, {
+      id: request.id,
+      description: request.description,
+      priority: request.priority,
+      routingKey,
+      maxRetries: request.maxRetries,
+      scheduledFor: runAt,
+      now,
+    });
+    return { job, runAt };
+  }
+
+  /** Moves up to `max` ready jobs into processing under a lease held by `workerId`. */
+  async dequeue(request: DequeueRequest): Promise<DequeuedEntry[]> {
+    const names = request.jobNames ?? [];
+    const args: Array<string | number> = [
+      `${this.keys.prefix}job:`,
+      request.workerId,
+      Date.now() + request.leaseMs,
+      request.max,
+      this.ttl.failedSeconds,
+      request.rearmSignal ?? '',
+      request.lists.length,
+      ...request.lists,
+      request.jobNames ? (request.lookahead ?? DEFAULT_LOOKAHEAD) : 0,
+      names.length,
+      ...names,
+    ];
+    const flat = await runScriptBuffer<Array<Buffer | null | number>>(
+      this.redis,
+      'dequeue',
+      [this.keys.processing, this.keys.leases, this.keys.leaseOwners, this.keys.dead],
+      args,
+    );
+    const out: DequeuedEntry[] = [];
+    for (let i = 0; i < flat.length; i += 3) {
+      const document = flat[i + 1];
+      out.push({
+        id: (flat[i] as Buffer).toString('utf8'),
+        ...(document instanceof Buffer ? { document } : {}),
+        sourceList: request.lists[(flat[i + 2] as number) - 1] as string,
+      });
+    }
+    return out;
+  }
+
+  /** Settles jobs held by `workerId`; returns, per entry, whether it was applied (false: lease lost). */
+  async finish(workerId: string, entries: FinishEntry[], now: Date = new Date()): Promise<boolean[]> {
+    if (entries.length === 0) return [];
+    const minute = Math.floor(now.getTime() / 60_000);
+    const args: Array<string | number> = [
+      workerId,
+      `${this.keys.prefix}job:`,
+      `${this.keys.prefix}result:`,
+      this.ttl.resultCompletedSeconds,
+      this.ttl.resultFailedSeconds,
+      2 * 3600,
+      entries.length,
+    ];
+    for (const entry of entries) {
+      args.push(
+        entry.id,
+        entry.action,
+        entry.document ?? '',
+        entry.documentTtlSeconds ?? 0,
+        entry.runAt ? secondsScore(entry.runAt) : '',
+        entry.target ?? '',
+        entry.result?.status ?? '',
+        entry.result?.resultJson ?? '',
+        entry.result?.error ?? '',
+        Math.round(entry.result?.durationMs ?? 0),
+      );
+    }
+    args.push(now.toISOString());
+    const replies = await runScript<number[]>(
+      this.redis,
+      'finish',
+      [
+        this.keys.processing,
+        this.keys.leases,
+        this.keys.leaseOwners,
+        this.keys.scheduled,
+        this.keys.dead,
+        this.keys.stats,
+        this.keys.statsMinute(minute),
+      ],
+      args,
+    );
+    return replies.map((r) => r === 1);
+  }
+
+  /** Moves due scheduled jobs to their ready lists (exactly once). */
+  async promoteDue(limit = 1000, now: Date = new Date()): Promise<{ moved: number; nextDueAt?: Date }> {
+    const [moved, nextScore] = await runScript<[number, string | null]>(
+      this.redis,
+      'promote',
+      [this.keys.scheduled],
+      [this.keys.prefix, secondsScore(now), limit],
+    );
+    return nextScore === null ? { moved } : { moved, nextDueAt: new Date(Number(nextScore) * 1000) };
+  }
+
+  /** Returns jobs whose lease expired to the head of their ready list. */
+  async recoverExpiredLeases(limit = 1000, now: Date = new Date()): Promise<Array<{ id: string; owner: string }>> {
+    const flat = await runScript<string[]>(
+      this.redis,
+      'recover',
+      [this.keys.processing, this.keys.leases, this.keys.leaseOwners],
+      [this.keys.prefix, now.getTime(), limit],
+    );
+    const out: Array<{ id: string; owner: string }> = [];
+    for (let i = 0; i < flat.length; i += 2) out.push({ id: flat[i] as string, owner: flat[i + 1] as string });
+    return out;
+  }
+
+  /** Extends the leases `workerId` holds; returns the ids it no longer holds. */
+  async extendLeases(workerId: string, ids: string[], leaseMs: number): Promise<string[]> {
+    if (ids.length === 0) return [];
+    return runScript<string[]>(
+      this.redis,
+      'extend',
+      [this.keys.leases, this.keys.leaseOwners],
+      [workerId, Date.now() + leaseMs, ...ids],
+    );
+  }
+
+  /** The ready lists a worker serving these priorities and routes consumes, priority-major. */
+  listsServed(priorities: readonly Priority[], routingKeys: readonly string[]): string[] {
+    const lists: string[] = [];
+    for (const priority of priorities) {
+      for (const rk of routingKeys) lists.push(...this.keys.queuesServed(priority, normalizeRoutingKey(rk)));
+    }
+    return [...new Set(lists)];
+  }
+}
+
+/** Ids are opaque strings; bananas only refuses ones no operator could type or read back. */
+export function assertJobId(id: string): string {
+  if (id === '' || id.length > MAX_ID_LENGTH || /[\s\u0000-\u001f\u007f]/.test(id)) {
+    throw new UsageError(`invalid job id: use 1-${MAX_ID_LENGTH} characters without spaces or control characters`);
+  }
+  return id;
+}

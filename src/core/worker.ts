@@ -1,0 +1,578 @@
+/**
+ * The worker engine: fetches jobs in strict priority order under leases, runs handlers with a timeout,
+ * settles results atomically (in batches), promotes scheduled jobs, recovers expired leases, heartbeats,
+ * and shuts down without losing a job.
+ */
+import { hostname } from 'node:os';
+import { randomBytes } from 'node:crypto';
+import type { Redis } from 'ioredis';
+import { decodeJob, encodeJob, type Job } from './codec.js';
+import { connectOrThrow, createRedis, type ConnectOptions } from './connection.js';
+import { errorMessage, RedisAuthError } from './errors.js';
+import type { HandlerJob, HandlerMap } from './handlers.js';
+import { PRIORITIES, type Priority } from './keys.js';
+import { createLogger, type Logger } from './logger.js';
+import { Queue, type FinishEntry, type DequeuedEntry, type TtlOptions } from './queue.js';
+import { redactUrl } from './redact.js';
+
+export interface RetryPolicy {
+  /** Delay before the first retry; doubles with each attempt (default 2 s, as the original). */
+  baseMs: number;
+  /** Upper bound of a retry delay (default 10 min). */
+  maxMs: number;
+  /** Random spread, as a fraction of the delay (default 0.2: ±20 %). */
+  jitter: number;
+}
+
+export interface WorkerOptions {
+  handlers: HandlerMap;
+  redisUrl?: string;
+  redisOptions?: ConnectOptions['redisOptions'];
+  prefix?: string;
+  concurrency?: number;
+  /** Poll order of priorities (default high, normal, low). */
+  priorities?: Priority[];
+  /** Routing keys served (default: the default route). */
+  routingKeys?: string[];
+  /** Only take jobs with these names; others stay in their queue for other workers. */
+  jobTypes?: string[];
+  jobTimeoutMs?: number;
+  leaseMs?: number;
+  shutdownTimeoutMs?: number;
+  /** How long an idle worker waits for a wake-up signal before looking at the queues again. */
+  pollIntervalMs?: number;
+  metricsIntervalMs?: number;
+  heartbeatIntervalMs?: number;
+  retry?: Partial<RetryPolicy>;
+  ttl?: Partial<TtlOptions>;
+  logger?: Logger;
+}
+
+export interface WorkerStats {
+  processed: number;
+  completed: number;
+  failed: number;
+  retried: number;
+  deadLettered: number;
+  inFlight: number;
+  /** Handlers that ignored their abort signal and are still running although their job was settled. */
+  abandoned: number;
+}
+
+interface Held {
+  id: string;
+  sourceList: string;
+  abort: AbortController;
+  /** Set once the worker has decided the job's fate; later handler outcomes are ignored. */
+  decided: boolean;
+}
+
+export const DEFAULT_RETRY: RetryPolicy = { baseMs: 2000, maxMs: 10 * 60_000, jitter: 0.2 };
+
+/** Delay before retry number `attempts` (1-based): exponential, capped, with jitter. */
+export function retryDelayMs(attempts: number, policy: RetryPolicy = DEFAULT_RETRY, random = Math.random): number {
+  const exponential = Math.min(policy.maxMs, policy.baseMs * 2 ** Math.max(0, attempts - 1));
+  const spread = exponential * policy.jitter * (2 * random() - 1);
+  return Math.max(0, Math.round(exponential + spread));
+}
+
+class TimeoutError extends Error {
+  constructor(ms: number) {
+    super(`context deadline exceeded (job timeout ${ms} ms)`);
+    this.name = 'TimeoutError';
+  }
+}
+
+class ShutdownError extends Error {
+  constructor() {
+    super('worker shutting down');
+    this.name = 'ShutdownError';
+  }
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+type ResolvedOptions = Required<
+  Pick<
+    WorkerOptions,
+    | 'concurrency'
+    | 'priorities'
+    | 'routingKeys'
+    | 'jobTimeoutMs'
+    | 'leaseMs'
+    | 'shutdownTimeoutMs'
+    | 'pollIntervalMs'
+    | 'metricsIntervalMs'
+    | 'heartbeatIntervalMs'
+  >
+> & { jobTypes?: string[]; retry: RetryPolicy; handlers: HandlerMap; redisUrl: string };
+
+export class Worker {
+  readonly id: string;
+  readonly queue: Queue;
+  readonly logger: Logger;
+  private readonly redis: Redis;
+  private readonly blocking: Redis;
+  private readonly options: ResolvedOptions;
+  private readonly redisOptions: ConnectOptions['redisOptions'];
+  private readonly lists: string[];
+  private readonly signals: string[];
+  private readonly held = new Map<string, Held>();
+  private running = 0;
+  private slotWaiter?: () => void;
+  private pending: FinishEntry[] = [];
+  private flushing?: Promise<void>;
+  private stopping = false;
+  private stopped?: Promise<void>;
+  private loop?: Promise<void>;
+  private timers: NodeJS.Timeout[] = [];
+  private nextPromoteAt = 0;
+  private lastRecoverAt = 0;
+  private readonly startedAt = new Date();
+  private readonly counters: WorkerStats = {
+    processed: 0,
+    completed: 0,
+    failed: 0,
+    retried: 0,
+    deadLettered: 0,
+    inFlight: 0,
+    abandoned: 0,
+  };
+  private durationTotalMs = 0;
+  private busyMs = 0;
+  private busyWindowStart = Date.now();
+
+  constructor(options: WorkerOptions) {
+    const leaseMs = options.leaseMs ?? 30_000;
+    this.options = {
+      handlers: options.handlers,
+      redisUrl: options.redisUrl ?? 'redis://localhost:6379',
+      concurrency: options.concurrency ?? 10,
+      priorities: options.priorities ?? [...PRIORITIES],
+      routingKeys: options.routingKeys ?? ['default'],
+      jobTypes: options.jobTypes,
+      jobTimeoutMs: options.jobTimeoutMs ?? 5 * 60_000,
+      leaseMs,
+      shutdownTimeoutMs: options.shutdownTimeoutMs ?? 30_000,
+      pollIntervalMs: options.pollIntervalMs ?? 50,
+      metricsIntervalMs: options.metricsIntervalMs ?? 30_000,
+      heartbeatIntervalMs: options.heartbeatIntervalMs ?? Math.max(100, Math.min(5000, Math.floor(leaseMs / 3))),
+      retry: { ...DEFAULT_RETRY, ...options.retry },
+    };
+    this.redisOptions = options.redisOptions;
+    this.id = `${hostname()}:${process.pid}:${randomBytes(3).toString('hex')}`;
+    this.logger = (options.logger ?? createLogger()).child({ worker_id: this.id });
+    const connection = { url: this.options.redisUrl, mode: 'resilient' as const, redisOptions: options.redisOptions };
+    this.redis = createRedis({
+      ...connection,
+      connectionName: 'bananas-worker',
+      onRetry: ({ attempt, delayMs }) =>
+        this.logger.warn({ attempt, retry_in_ms: delayMs }, 'Redis connection error - retrying with backoff'),
+      onRecovered: ({ downMs }) => this.logger.info({ down_ms: downMs }, 'Redis connection recovered'),
+    });
+    this.blocking = createRedis({ ...connection, connectionName: 'bananas-worker-wait' });
+    this.queue = new Queue(this.redis, { prefix: options.prefix, ttl: options.ttl });
+    this.lists = this.queue.listsServed(this.options.priorities, this.options.routingKeys);
+    this.signals = [...new Set(this.options.routingKeys.map((rk) => this.queue.keys.signal(rk)))];
+  }
+
+  /** Counters since start. */
+  stats(): WorkerStats {
+    return { ...this.counters, inFlight: this.running };
+  }
+
+  /**
+   * Connects and starts processing. Refused credentials are an error at once; an unreachable Redis is
+   * waited for (with backoff), never given up on.
+   */
+  async start(): Promise<void> {
+    this.logger.info(
+      {
+        redis: redactUrl(this.options.redisUrl),
+        prefix: this.queue.keys.prefix,
+        concurrency: this.options.concurrency,
+        priorities: this.options.priorities,
+        routing_keys: this.options.routingKeys,
+        job_types: this.options.jobTypes ?? 'all',
+        handlers: Object.keys(this.options.handlers),
+        lease_ms: this.options.leaseMs,
+        job_timeout_ms: this.options.jobTimeoutMs,
+      },
+      'Worker starting',
+    );
+    const probe = createRedis({ url: this.options.redisUrl, mode: 'fail-fast', redisOptions: this.redisOptions });
+    try {
+      await connectOrThrow(probe, this.options.redisUrl);
+      await probe.quit();
+    } catch (err) {
+      if (err instanceof RedisAuthError) {
+        this.redis.disconnect();
+        this.blocking.disconnect();
+        throw err;
+      }
+      this.logger.warn({ err: errorMessage(err) }, 'Redis connection error - retrying with backoff');
+    }
+    await Promise.all([this.redis.connect(), this.blocking.connect()]).catch(() => {
+      // Unreachable: ioredis keeps retrying with backoff and commands wait for the connection.
+    });
+    await this.heartbeat();
+    this.every(() => this.heartbeat(), this.options.heartbeatIntervalMs);
+    this.every(() => this.maintain(), 1000);
+    this.every(() => this.logMetrics(), this.options.metricsIntervalMs);
+    this.loop = this.fetchLoop();
+  }
+
+  private every(task: () => Promise<void> | void, everyMs: number): void {
+    let busy = false;
+    const timer = setInterval(() => {
+      if (busy || this.stopping) return;
+      busy = true;
+      Promise.resolve()
+        .then(task)
+        .catch((err: unknown) => this.logger.error({ err: errorMessage(err) }, 'Background task failed'))
+        .finally(() => {
+          busy = false;
+        });
+    }, everyMs);
+    this.timers.push(timer);
+  }
+
+  private async fetchLoop(): Promise<void> {
+    while (!this.stopping) {
+      const free = this.options.concurrency - this.running;
+      if (free <= 0) {
+        await new Promise<void>((resolve) => (this.slotWaiter = resolve));
+        continue;
+      }
+      try {
+        if (Date.now() >= this.nextPromoteAt) await this.promote();
+        const want = Math.min(free, 100);
+        const entries = await this.queue.dequeue({
+          workerId: this.id,
+          leaseMs: this.options.leaseMs,
+          max: want,
+          lists: this.lists,
+          jobNames: this.options.jobTypes,
+          rearmSignal: this.signals[0],
+        });
+        for (const entry of entries) this.dispatch(entry);
+        if (entries.length < want && !this.stopping) await this.waitForWork();
+      } catch (err) {
+        if (this.stopping) break;
+        this.logger.error({ err: errorMessage(err) }, 'Fetching jobs failed');
+        await sleep(1000);
+      }
+    }
+  }
+
+  private async waitForWork(): Promise<void> {
+    const untilPromote = Math.max(1, this.nextPromoteAt - Date.now());
+    const timeoutMs = Math.max(10, Math.min(this.options.pollIntervalMs, untilPromote));
+    try {
+      await this.blocking.blpop(...this.signals, timeoutMs / 1000);
+    } catch (err) {
+      if (!this.stopping) throw err;
+    }
+  }
+
+  private async promote(): Promise<void> {
+    const { moved, nextDueAt } = await this.queue.promoteDue();
+    if (moved > 0) this.logger.debug({ moved }, 'Scheduled jobs promoted');
+    this.nextPromoteAt = Math.min(Date.now() + 1000, nextDueAt ? nextDueAt.getTime() : Infinity);
+  }
+
+  private async maintain(): Promise<void> {
+    if (Date.now() >= this.nextPromoteAt) await this.promote();
+    if (Date.now() - this.lastRecoverAt >= Math.min(5000, this.options.leaseMs / 2)) {
+      this.lastRecoverAt = Date.now();
+      const recovered = await this.queue.recoverExpiredLeases();
+      for (const { id, owner } of recovered) {
+        this.logger.warn({ job_id: id, previous_owner: owner }, 'Lease expired; job returned to its queue');
+      }
+    }
+  }
+
+  /** Tracks a job this worker holds a lease for, until its settlement is written. */
+  private hold(entry: DequeuedEntry): Held {
+    const held: Held = { id: entry.id, sourceList: entry.sourceList, abort: new AbortController(), decided: false };
+    this.held.set(entry.id, held);
+    return held;
+  }
+
+  private dispatch(entry: DequeuedEntry): void {
+    if (!entry.document) {
+      this.counters.deadLettered++;
+      this.logger.error({ job_id: entry.id, queue: entry.sourceList }, 'Job data not found for ID');
+      return;
+    }
+    const held = this.hold(entry);
+    if (this.stopping) {
+      this.release(held);
+      return;
+    }
+    const decoded = decodeJob(entry.document);
+    if (!decoded.ok) {
+      this.counters.deadLettered++;
+      this.logger.error(
+        { job_id: entry.id, reason: decoded.reason, kind: decoded.kind, data: entry.document.toString('utf8').slice(0, 500) },
+        'Failed to unmarshal job; moved to the dead-letter queue (document kept as stored)',
+      );
+      this.settle(held, { id: entry.id, action: 'dead' });
+      return;
+    }
+    this.running++;
+    void this.execute(held, decoded.job);
+  }
+
+  private async execute(held: Held, job: Job): Promise<void> {
+    const started = Date.now();
+    const attempt = job.attempts + 1;
+    const log = this.logger.child({ job_id: job.id, job_name: job.name, attempt });
+    let outcome: { ok: true; value: unknown } | { ok: false; error: unknown };
+    let handlerSettled = false;
+    let countedAbandoned = false;
+    const timer = setTimeout(
+      () => held.abort.abort(new TimeoutError(this.options.jobTimeoutMs)),
+      this.options.jobTimeoutMs,
+    );
+    try {
+      const handler = this.options.handlers[job.name];
+      if (!handler) throw new Error(`no handler registered for job name ${JSON.stringify(job.name)}`);
+      const handlerJob: HandlerJob = { ...job, data: JSON.parse(job.payload) as unknown };
+      const aborted = new Promise<never>((_, reject) => {
+        if (held.abort.signal.aborted) reject(held.abort.signal.reason as Error);
+        held.abort.signal.addEventListener('abort', () => reject(held.abort.signal.reason as Error), { once: true });
+      });
+      const running = Promise.resolve().then(() =>
+        handler(handlerJob, { signal: held.abort.signal, logger: log, attempt, workerId: this.id }),
+      );
+      const onHandlerSettled = () => {
+        handlerSettled = true;
+        if (countedAbandoned) this.counters.abandoned--;
+      };
+      running.then(onHandlerSettled, onHandlerSettled);
+      outcome = { ok: true, value: await Promise.race([running, aborted]) };
+    } catch (error) {
+      outcome = { ok: false, error };
+    } finally {
+      clearTimeout(timer);
+    }
+    if (!handlerSettled && held.abort.signal.aborted) {
+      // The handler ignored its abort signal: the job is settled and the slot freed without it; the
+      // stray promise is counted until it ends.
+      countedAbandoned = true;
+      this.counters.abandoned++;
+    }
+    const durationMs = Date.now() - started;
+    this.running--;
+    this.busyMs += Date.now() - Math.max(started, this.busyWindowStart);
+    this.slotWaiter?.();
+    this.slotWaiter = undefined;
+    if (held.decided) return; // released at shutdown or lease lost: the outcome no longer counts
+    this.counters.processed++;
+    this.durationTotalMs += durationMs;
+    if (outcome.ok) {
+      let resultJson: string | undefined;
+      try {
+        resultJson = outcome.value === undefined ? undefined : JSON.stringify(outcome.value);
+      } catch (err) {
+        outcome = { ok: false, error: new Error(`handler result is not JSON-serializable: ${errorMessage(err)}`) };
+      }
+      if (outcome.ok) {
+        this.counters.completed++;
+        log.debug({ duration_ms: durationMs }, 'Job completed');
+        const done: Job = { ...job, status: 'completed', updatedAt: new Date().toISOString() };
+        delete done.scheduledFor;
+        this.settle(held, {
+          id: job.id,
+          action: 'complete',
+          document: encodeJob(done),
+          documentTtlSeconds: this.queue.ttl.completedSeconds,
+          result: { status: 'completed', resultJson, durationMs },
+        });
+        return;
+      }
+    }
+    this.fail(held, job, outcome.error, durationMs, log);
+  }
+
+  private fail(held: Held, job: Job, error: unknown, durationMs: number, log: Logger): void {
+    const message = errorMessage(error);
+    const stack = error instanceof Error ? error.stack : undefined;
+    const attempts = job.attempts + 1;
+    const failed: Job = { ...job, attempts, error: message, updatedAt: new Date().toISOString() };
+    if (attempts < job.maxRetries) {
+      const runAt = new Date(Date.now() + retryDelayMs(attempts, this.options.retry));
+      failed.status = 'pending';
+      failed.scheduledFor = runAt.toISOString();
+      this.counters.retried++;
+      log.warn({ err: message, stack, retry_at: failed.scheduledFor }, 'Job failed; retry scheduled');
+      this.settle(held, {
+        id: job.id,
+        action: 'retry',
+        document: encodeJob(failed),
+        runAt,
+        target: this.queue.keys.signal(job.routingKey),
+      });
+      return;
+    }
+    failed.status = 'failed';
+    delete failed.scheduledFor;
+    this.counters.failed++;
+    log.error(
+      { err: message, stack, attempts, max_retries: job.maxRetries },
+      'Job failed permanently; moved to the dead-letter queue',
+    );
+    this.settle(held, {
+      id: job.id,
+      action: 'dead',
+      document: encodeJob(failed),
+      documentTtlSeconds: this.queue.ttl.failedSeconds,
+      result: { status: 'failed', error: message, durationMs },
+    });
+  }
+
+  private release(held: Held): void {
+    held.abort.abort(new ShutdownError());
+    this.settle(held, { id: held.id, action: 'release', target: held.sourceList });
+  }
+
+  /** Queues a settlement; settlements are written in batches, one script call per batch. */
+  private settle(held: Held, entry: FinishEntry): void {
+    held.decided = true;
+    this.pending.push(entry);
+    this.flushing ??= this.flush();
+  }
+
+  private async flush(): Promise<void> {
+    try {
+      while (this.pending.length > 0) {
+        const batch = this.pending.splice(0, 200);
+        try {
+          const applied = await this.queue.finish(this.id, batch);
+          applied.forEach((ok, i) => {
+            const entry = batch[i] as FinishEntry;
+            this.held.delete(entry.id);
+            if (!ok) {
+              this.logger.warn({ job_id: entry.id }, 'Lease lost before the job was settled; another worker owns it now');
+            }
+          });
+        } catch (err) {
+          this.logger.error({ err: errorMessage(err), jobs: batch.length }, 'Settling jobs failed; will retry');
+          this.pending.unshift(...batch);
+          await sleep(1000);
+        }
+      }
+    } finally {
+      this.flushing = undefined;
+    }
+  }
+
+  private async heartbeat(): Promise<void> {
+    const lost = await this.queue.extendLeases(this.id, [...this.held.keys()], this.options.leaseMs);
+    for (const id of lost) {
+      const held = this.held.get(id);
+      if (held && !held.decided) {
+        held.decided = true;
+        held.abort.abort(new Error('lease lost'));
+        this.held.delete(id);
+        this.logger.warn({ job_id: id }, 'Lease lost while the job ran; another worker may run it again');
+      }
+    }
+    const keys = this.queue.keys;
+    const now = Date.now();
+    await this.redis
+      .multi()
+      .hset(keys.worker(this.id), {
+        id: this.id,
+        host: hostname(),
+        pid: process.pid,
+        concurrency: this.options.concurrency,
+        priorities: this.options.priorities.join(','),
+        routing_keys: this.options.routingKeys.join(','),
+        job_types: (this.options.jobTypes ?? []).join(','),
+        started_at: this.startedAt.toISOString(),
+        last_seen: new Date(now).toISOString(),
+        in_flight: this.running,
+        processed: this.counters.processed,
+        completed: this.counters.completed,
+        failed: this.counters.failed,
+        retried: this.counters.retried,
+        lease_ms: this.options.leaseMs,
+      })
+      .pexpire(keys.worker(this.id), Math.max(15_000, this.options.heartbeatIntervalMs * 3))
+      .zadd(keys.workers, now, this.id)
+      .zremrangebyscore(keys.workers, '-inf', now - 24 * 3600_000)
+      .exec();
+  }
+
+  private logMetrics(): void {
+    const now = Date.now();
+    const windowMs = now - this.busyWindowStart;
+    const utilization = windowMs > 0 ? (100 * this.busyMs) / (windowMs * this.options.concurrency) : 0;
+    this.busyMs = 0;
+    this.busyWindowStart = now;
+    const { processed, completed, failed, retried, deadLettered } = this.counters;
+    const settled = completed + failed;
+    this.logger.info(
+      {
+        jobs_processed: processed,
+        jobs_completed: completed,
+        jobs_failed: failed,
+        jobs_retried: retried,
+        jobs_dead_lettered: deadLettered,
+        avg_duration_ms: processed > 0 ? Math.round(this.durationTotalMs / processed) : 0,
+        worker_utilization: Math.round(Math.min(100, utilization) * 100) / 100,
+        error_rate: settled > 0 ? Math.round((10000 * failed) / settled) / 100 : 0,
+        in_flight: this.running,
+        uptime: `${Math.round((now - this.startedAt.getTime()) / 1000)}s`,
+      },
+      'System metrics',
+    );
+  }
+
+  /**
+   * Graceful stop: no new jobs; in-flight jobs get `shutdownTimeoutMs` to finish; the rest are aborted
+   * and put back at the head of their queue (attempts unchanged); the worker deregisters.
+   */
+  stop(): Promise<void> {
+    this.stopped ??= this.shutdown();
+    return this.stopped;
+  }
+
+  private async shutdown(): Promise<void> {
+    this.stopping = true;
+    this.logger.info({ in_flight: this.running, timeout_ms: this.options.shutdownTimeoutMs }, 'Worker stopping');
+    this.blocking.disconnect();
+    this.slotWaiter?.();
+    const deadline = Date.now() + this.options.shutdownTimeoutMs;
+    while (this.running > 0 && Date.now() < deadline) await sleep(Math.min(50, deadline - Date.now()));
+    await this.loop?.catch(() => undefined);
+    const unfinished = [...this.held.values()].filter((h) => !h.decided);
+    for (const held of unfinished) this.release(held);
+    if (unfinished.length > 0) {
+      this.logger.warn({ jobs: unfinished.map((h) => h.id) }, 'Shutdown timeout: unfinished jobs returned to their queue');
+    }
+    const settleDeadline = Date.now() + 5000;
+    while (this.flushing && Date.now() < settleDeadline) await Promise.race([this.flushing, sleep(100)]);
+    if (this.flushing || this.pending.length > 0) {
+      this.logger.error(
+        { jobs: this.pending.map((e) => e.id), lease_ms: this.options.leaseMs },
+        'Could not settle jobs before exit (Redis unreachable); they run again once their lease expires',
+      );
+    }
+    for (const timer of this.timers) clearInterval(timer);
+    const deregister = this.redis
+      .multi()
+      .del(this.queue.keys.worker(this.id))
+      .zrem(this.queue.keys.workers, this.id)
+      .exec()
+      .catch(() => undefined);
+    await Promise.race([deregister, sleep(2000)]);
+    this.logMetrics();
+    this.logger.info({ ...this.stats() }, 'Worker stopped');
+    this.redis.disconnect();
+  }
+}

@@ -1,0 +1,13 @@
+import { defineConfig } from 'vitest/config';
+
+export default defineConfig({
+  test: {
+    include: ['test/**/*.test.ts'],
+    globalSetup: ['test/helpers/global-setup.ts'],
+    testTimeout: 30_000,
+    hookTimeout: 30_000,
+    // Integration files share one redis-server (each test uses its own key prefix); fault tests start their own.
+    fileParallelism: true,
+    maxWorkers: 2,
+  },
+});
