@@ -26,8 +26,14 @@ export default tseslint.config(
         'error',
         {
           patterns: [
-            { group: ['@oclif/*', 'chalk', 'ora', 'cli-table3', '@inquirer/*'], message: 'core stays free of CLI libraries' },
-            { group: ['**/cli/**', '**/commands/**', '**/inspector/**'], message: 'imports flow commands → cli → inspector → core' },
+            {
+              group: ['@oclif/*', 'chalk', 'ora', 'cli-table3', '@inquirer/*'],
+              message: 'core stays free of CLI libraries',
+            },
+            {
+              group: ['**/cli/**', '**/commands/**', '**/inspector/**'],
+              message: 'imports flow commands → cli → inspector → core',
+            },
           ],
         },
       ],
@@ -38,7 +44,14 @@ export default tseslint.config(
     rules: {
       'no-restricted-imports': [
         'error',
-        { patterns: [{ group: ['**/cli/**', '**/commands/**', '@oclif/*'], message: 'imports flow commands → cli → inspector → core' }] },
+        {
+          patterns: [
+            {
+              group: ['**/cli/**', '**/commands/**', '@oclif/*'],
+              message: 'imports flow commands → cli → inspector → core',
+            },
+          ],
+        },
       ],
     },
   },

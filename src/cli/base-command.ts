@@ -11,7 +11,9 @@ import { DEFAULT_PREFIX } from '../core/keys.js';
 import { passwordOf, redactSecrets } from '../core/redact.js';
 import { ExitCode, exitCodeFor } from './exit-codes.js';
 
-export type BaseFlags<T extends typeof Command> = Interfaces.InferredFlags<(typeof BananasCommand)['baseFlags'] & T['flags']>;
+export type BaseFlags<T extends typeof Command> = Interfaces.InferredFlags<
+  (typeof BananasCommand)['baseFlags'] & T['flags']
+>;
 export type BaseArgs<T extends typeof Command> = Interfaces.InferredArgs<T['args']>;
 
 export abstract class BananasCommand<T extends typeof Command> extends Command {
@@ -56,7 +58,11 @@ export abstract class BananasCommand<T extends typeof Command> extends Command {
   /** A connected client (fail-fast: unreachable Redis or refused credentials throw a typed error). */
   protected async redis(): Promise<Redis> {
     if (!this.client) {
-      const client = createRedis({ url: this.redisUrl, mode: 'fail-fast', connectionName: `bananas-${this.id ?? 'cli'}` });
+      const client = createRedis({
+        url: this.redisUrl,
+        mode: 'fail-fast',
+        connectionName: `bananas-${this.id ?? 'cli'}`,
+      });
       await connectOrThrow(client, this.redisUrl);
       this.client = client;
     }
@@ -83,7 +89,7 @@ export abstract class BananasCommand<T extends typeof Command> extends Command {
     } else if (err instanceof Errors.CLIError && err.oclif?.exit !== undefined) {
       exitCode = err.oclif.exit;
     }
-    const message = redactSecrets(errorMessage(err), secrets).split('\n')[0] ?? 'error';
+    const message = oneLine(redactSecrets(errorMessage(err), secrets));
     if (this.jsonEnabled?.()) {
       process.stdout.write(`${JSON.stringify({ error: { code, message, exitCode } })}\n`);
     }
@@ -98,4 +104,26 @@ export abstract class BananasCommand<T extends typeof Command> extends Command {
     this.client?.disconnect();
     return super.finally(err);
   }
+}
+
+/**
+ * oclif spreads parse errors over lines ("Parsing --delay \n\t<reason>\nSee more help with --help",
+ * "The following errors occurred:\n  <reason>\n  <reason>"); the reasons are on later lines, so join them
+ * into one line instead of keeping only the first.
+ */
+function oneLine(message: string): string {
+  const lines = message
+    .split('\n')
+    .map((line) => line.trim())
+    .filter((line) => line !== '' && line !== 'See more help with --help');
+  // "Parsing --x" adds nothing when the reason names the flag already.
+  const parsing = /^Parsing (--\S+)$/.exec(lines[0] ?? '');
+  if (parsing && lines.length > 1 && lines[1]?.includes(parsing[1] as string)) lines.shift();
+  let out = '';
+  let list = false;
+  for (const line of lines) {
+    out = out === '' ? line : `${out}${out.endsWith(':') ? '' : list ? ';' : ':'} ${line}`;
+    list ||= line.endsWith(':');
+  }
+  return out === '' ? 'error' : out;
 }

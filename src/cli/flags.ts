@@ -2,11 +2,16 @@
 import { Flags } from '@oclif/core';
 import { parseDuration } from '../core/duration.js';
 import { UsageError } from '../core/errors.js';
-import { assertRoutingKey, isPriority, PRIORITIES, type Priority } from '../core/keys.js';
+import { isPriority, isValidRoutingKey, PRIORITIES, type Priority } from '../core/keys.js';
+
+/** A flag as messages name it, with its environment variable (the bad value may have come from there). */
+function label(opts: { name: string; env?: string }): string {
+  return opts.env ? `--${opts.name} (${opts.env})` : `--${opts.name}`;
+}
 
 /** A Go-style duration (`30s`, `5m`), parsed to milliseconds. */
 export const durationFlag = Flags.custom<number>({
-  parse: async (input, _ctx, opts) => parseDuration(input, `--${opts.name}`),
+  parse: async (input, _ctx, opts) => parseDuration(input, label(opts)),
 });
 
 export function parseCommaList(input: string): string[] {
@@ -20,11 +25,16 @@ export function parseCommaList(input: string): string[] {
 export const prioritiesFlag = Flags.custom<Priority[]>({
   parse: async (input, _ctx, opts) => {
     const list = parseCommaList(input);
-    if (list.length === 0) throw new UsageError(`--${opts.name} needs at least one of ${PRIORITIES.join(', ')}`);
+    if (list.length === 0)
+      throw new UsageError(`${label(opts)} needs at least one of ${PRIORITIES.join(', ')}`);
     for (const p of list) {
-      if (!isPriority(p)) throw new UsageError(`--${opts.name}: unknown priority ${JSON.stringify(p)} (use ${PRIORITIES.join(', ')})`);
+      if (!isPriority(p))
+        throw new UsageError(
+          `${label(opts)}: unknown priority ${JSON.stringify(p)} (use ${PRIORITIES.join(', ')})`,
+        );
     }
-    if (new Set(list).size !== list.length) throw new UsageError(`--${opts.name}: a priority is listed twice`);
+    if (new Set(list).size !== list.length)
+      throw new UsageError(`${label(opts)}: a priority is listed twice`);
     return list as Priority[];
   },
 });
@@ -32,15 +42,22 @@ export const prioritiesFlag = Flags.custom<Priority[]>({
 export const routingKeysFlag = Flags.custom<string[]>({
   parse: async (input, _ctx, opts) => {
     const list = parseCommaList(input);
-    if (list.length === 0) throw new UsageError(`--${opts.name} needs at least one routing key`);
-    return [...new Set(list.map(assertRoutingKey))];
+    if (list.length === 0) throw new UsageError(`${label(opts)} needs at least one routing key`);
+    for (const key of list) {
+      if (!isValidRoutingKey(key)) {
+        throw new UsageError(
+          `${label(opts)}: invalid routing key ${JSON.stringify(key)}: use 1-64 characters of A-Z a-z 0-9 _ -`,
+        );
+      }
+    }
+    return [...new Set(list)];
   },
 });
 
 export const commaListFlag = Flags.custom<string[]>({
   parse: async (input, _ctx, opts) => {
     const list = parseCommaList(input);
-    if (list.length === 0) throw new UsageError(`--${opts.name} needs at least one value`);
+    if (list.length === 0) throw new UsageError(`${label(opts)} needs at least one value`);
     return [...new Set(list)];
   },
 });
@@ -49,7 +66,7 @@ export const positiveIntFlag = Flags.custom<number>({
   parse: async (input, _ctx, opts) => {
     const value = Number(input);
     if (!/^\d+$/.test(input.trim()) || !Number.isSafeInteger(value) || value < 1) {
-      throw new UsageError(`--${opts.name} must be a whole number ≥ 1 (got ${JSON.stringify(input)})`);
+      throw new UsageError(`${label(opts)} must be a whole number ≥ 1 (got ${JSON.stringify(input)})`);
     }
     return value;
   },

@@ -1,5 +1,6 @@
 /** Reading operator input: inline JSON or `@file`, and times. */
 import { readFileSync } from 'node:fs';
+import { parseTimestamp } from '../core/codec.js';
 import { UsageError } from '../core/errors.js';
 
 /** `--payload '{"a":1}'` or `--payload @payload.json`; validated as JSON. */
@@ -10,7 +11,9 @@ export function readJsonArgument(value: string, flag: string): string {
     try {
       text = readFileSync(path, 'utf8');
     } catch (err) {
-      throw new UsageError(`${flag}: cannot read ${path}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+      throw new UsageError(
+        `${flag}: cannot read ${path}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`,
+      );
     }
   }
   try {
@@ -21,11 +24,16 @@ export function readJsonArgument(value: string, flag: string): string {
   return text.trim();
 }
 
-/** An RFC 3339 / ISO 8601 time, e.g. 2030-01-02T03:04:05Z. */
+/**
+ * An RFC 3339 time, e.g. 2030-01-02T03:04:05Z. Parsed as the job documents' times are: out-of-range fields
+ * (30 February) are refused rather than rolled over, and a time without an offset is UTC (not the local zone).
+ */
 export function parseTime(value: string, flag: string): Date {
-  const date = new Date(value);
-  if (!/^\d{4}-\d{2}-\d{2}/.test(value) || Number.isNaN(date.getTime())) {
-    throw new UsageError(`${flag}: invalid time ${JSON.stringify(value)} (use RFC 3339, e.g. 2030-01-02T03:04:05Z)`);
+  const date = parseTimestamp(value.trim());
+  if (date === undefined) {
+    throw new UsageError(
+      `${flag}: invalid time ${JSON.stringify(value)} (use RFC 3339, e.g. 2030-01-02T03:04:05Z)`,
+    );
   }
   return date;
 }

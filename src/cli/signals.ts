@@ -14,14 +14,11 @@ export async function runUntilSignalled<T>(
         process.exit(signal === 'SIGINT' ? 130 : 143);
       }
       stopping = true;
-      stop().then(
-        (value) => {
-          process.off('SIGINT', onSignal);
-          process.off('SIGTERM', onSignal);
-          resolve(value);
-        },
-        reject,
-      );
+      stop().then((value) => {
+        process.off('SIGINT', onSignal);
+        process.off('SIGTERM', onSignal);
+        resolve(value);
+      }, reject);
     };
     process.on('SIGINT', onSignal);
     process.on('SIGTERM', onSignal);

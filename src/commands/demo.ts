@@ -11,7 +11,7 @@ export default class Demo extends BananasCommand<typeof Demo> {
 
   async run(): Promise<DemoReport> {
     const interactive = process.stderr.isTTY === true && !this.jsonEnabled();
-    const spinner = ora({ stream: process.stderr, isEnabled: interactive });
+    const spinner = ora({ stream: process.stderr, isEnabled: interactive, isSilent: !interactive });
     spinner.start('Preparing the demo');
     let report: DemoReport;
     try {
@@ -45,7 +45,9 @@ function render(report: DemoReport): string {
   const { totals } = report;
   return [
     '',
-    color.bold(`bananas demo — ${report.throwaway_redis ? 'throwaway ' : ''}Redis ${report.redis}, prefix ${report.prefix}`),
+    color.bold(
+      `bananas demo — ${report.throwaway_redis ? 'throwaway ' : ''}Redis ${report.redis}, prefix ${report.prefix}`,
+    ),
     table(['started', 'job', 'priority', 'outcome', 'failed attempts', 'result / error'], rows),
     `${totals.enqueued} jobs: ${totals.completed} completed (${totals.retried} after a retry), ${totals.dead_letter} in the dead-letter queue, in ${(report.duration_ms / 1000).toFixed(1)} s.`,
     'High-priority jobs started first although low ones were queued before them; the corrupt document went',

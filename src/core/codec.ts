@@ -146,9 +146,19 @@ function optionalString(value: unknown): string {
 function findTypeProblem(doc: Record<string, unknown>): string | undefined {
   if (typeof doc.id !== 'string') return 'field "id" must be a string';
   if (typeof doc.name !== 'string' || doc.name === '') return 'field "name" must be a non-empty string';
-  for (const field of ['description', 'status', 'priority', 'created_at', 'updated_at', 'scheduled_for', 'error', 'routing_key']) {
+  for (const field of [
+    'description',
+    'status',
+    'priority',
+    'created_at',
+    'updated_at',
+    'scheduled_for',
+    'error',
+    'routing_key',
+  ]) {
     const value = doc[field];
-    if (value !== undefined && value !== null && typeof value !== 'string') return `field "${field}" must be a string`;
+    if (value !== undefined && value !== null && typeof value !== 'string')
+      return `field "${field}" must be a string`;
   }
   for (const field of ['attempts', 'max_retries']) {
     const value = doc[field];
@@ -223,7 +233,8 @@ export function assertJsonText(text: string): string {
   return text.trim();
 }
 
-const TIMESTAMP = /^(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?([Zz]|[+-]\d{2}:?\d{2})?$/;
+const TIMESTAMP =
+  /^(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?([Zz]|[+-]\d{2}:?\d{2})?$/;
 
 /**
  * Parses the RFC 3339 forms the producers write (0-9 fraction digits, `Z` or any offset). A time without
@@ -234,12 +245,28 @@ export function parseTimestamp(text: string | undefined): Date | undefined {
   const m = TIMESTAMP.exec(text);
   if (!m) return undefined;
   const [, y, mo, d, h, mi, s, frac = '', offset = 'Z'] = m;
-  const ms = Number(frac.padEnd(3, '0').slice(0, 3));
-  let time = Date.UTC(Number(y), Number(mo) - 1, Number(d), Number(h), Number(mi), Number(s), ms);
+  const fields = [Number(y), Number(mo) - 1, Number(d), Number(h), Number(mi), Number(s)] as const;
+  // Not Date.UTC: it maps years 0-99 to 1900-1999 (Go's zero time 0001-01-01 would read as 1901).
+  const date = new Date(0);
+  date.setUTCFullYear(fields[0], fields[1], fields[2]);
+  date.setUTCHours(fields[3], fields[4], fields[5], Number(frac.padEnd(3, '0').slice(0, 3)));
+  // Date rolls out-of-range fields over (month 13, 30 February, 24:00, second 60); refuse them, as Go does.
+  const actual = [
+    date.getUTCFullYear(),
+    date.getUTCMonth(),
+    date.getUTCDate(),
+    date.getUTCHours(),
+    date.getUTCMinutes(),
+    date.getUTCSeconds(),
+  ];
+  if (actual.some((value, i) => value !== fields[i])) return undefined;
+  let time = date.getTime();
   if (offset !== 'Z' && offset !== 'z') {
     const sign = offset.startsWith('-') ? -1 : 1;
     const digits = offset.slice(1).replace(':', '');
-    time -= sign * (Number(digits.slice(0, 2)) * 60 + Number(digits.slice(2, 4))) * 60_000;
+    const [offsetHours, offsetMinutes] = [Number(digits.slice(0, 2)), Number(digits.slice(2, 4))];
+    if (offsetHours > 23 || offsetMinutes > 59) return undefined;
+    time -= sign * (offsetHours * 60 + offsetMinutes) * 60_000;
   }
   return Number.isNaN(time) ? undefined : new Date(time);
 }

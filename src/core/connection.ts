@@ -44,6 +44,8 @@ export function toConnectionError(err: unknown, url: string): BananasError {
   return new RedisUnavailableError(`cannot reach Redis at ${where}: ${message}`);
 }
 
+const lastErrors = new WeakMap<Redis, Error>();
+
 /** Creates a client; it connects lazily (call {@link connectOrThrow} or let the first command connect). */
 export function createRedis(options: ConnectOptions): Redis {
   const url = options.url ?? DEFAULT_REDIS_URL;
@@ -73,8 +75,10 @@ export function createRedis(options: ConnectOptions): Redis {
     ...base,
     ...options.redisOptions,
   });
-  redis.on('error', () => {
+  redis.on('error', (err: Error) => {
     // Errors surface through commands and the retry strategy; an unhandled 'error' event would crash.
+    // The last one is kept: a failed connect() only says "Connection is closed".
+    lastErrors.set(redis, err);
     failedSince ??= Date.now();
   });
   redis.on('close', () => {
@@ -97,6 +101,6 @@ export async function connectOrThrow(redis: Redis, url: string = DEFAULT_REDIS_U
     await redis.ping();
   } catch (err) {
     redis.disconnect();
-    throw toConnectionError(err, url);
+    throw toConnectionError(lastErrors.get(redis) ?? err, url);
   }
 }

@@ -3,7 +3,7 @@ import { UsageError } from './errors.js';
 const UNIT_MS: Record<string, number> = {
   ns: 1e-6,
   us: 1e-3,
-  'µs': 1e-3,
+  µs: 1e-3,
   ms: 1,
   s: 1000,
   m: 60_000,
@@ -26,7 +26,9 @@ export function parseDuration(text: string, what = 'duration'): number {
     consumed = pattern.lastIndex;
   }
   if (input === '' || consumed !== input.length) {
-    throw new UsageError(`invalid ${what} ${JSON.stringify(text)}: use a Go-style duration such as 500ms, 30s, 5m or 1h30m`);
+    throw new UsageError(
+      `invalid ${what} ${JSON.stringify(text)}: use a Go-style duration such as 500ms, 30s, 5m or 1h30m`,
+    );
   }
   return total;
 }

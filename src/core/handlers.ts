@@ -38,7 +38,9 @@ export async function loadHandlers(path: string, cwd: string = process.cwd()): P
   try {
     mod = (await import(pathToFileURL(absolute).href)) as Record<string, unknown>;
   } catch (err) {
-    throw new HandlersError(`cannot load handlers module ${absolute}: ${(err as Error).message}`, { cause: err });
+    throw new HandlersError(`cannot load handlers module ${absolute}: ${(err as Error).message}`, {
+      cause: err,
+    });
   }
   const source =
     mod.default && typeof mod.default === 'object' ? (mod.default as Record<string, unknown>) : mod;

@@ -33,7 +33,9 @@ export function isValidRoutingKey(value: string): boolean {
 
 export function assertRoutingKey(value: string): string {
   if (!isValidRoutingKey(value)) {
-    throw new UsageError(`invalid routing key ${JSON.stringify(value)}: use 1-64 characters of A-Z a-z 0-9 _ -`);
+    throw new UsageError(
+      `invalid routing key ${JSON.stringify(value)}: use 1-64 characters of A-Z a-z 0-9 _ -`,
+    );
   }
   return value;
 }
@@ -129,7 +131,7 @@ export class Keys {
     return `${this.prefix}worker:${workerId}`;
   }
 
-  /** Hash of lifetime counters (completed, failed, retried, dead_lettered). */
+  /** Hash of lifetime counters (completed, retried, failed, released) written by settlements. */
   get stats(): string {
     return `${this.prefix}stats`;
   }

@@ -56,7 +56,10 @@ export class LocalRedisServer {
 
   static async start(options: LocalRedisOptions = {}): Promise<LocalRedisServer> {
     if (!hasRedisServer(options.binary)) {
-      throw new BananasError('REDIS_UNAVAILABLE', `${options.binary ?? 'redis-server'} was not found on PATH`);
+      throw new BananasError(
+        'REDIS_UNAVAILABLE',
+        `${options.binary ?? 'redis-server'} was not found on PATH`,
+      );
     }
     const port = options.port ?? (await freePort());
     const dir = options.dir ?? mkdtempSync(join(tmpdir(), 'bananas-redis-'));
@@ -111,16 +114,26 @@ export class LocalRedisServer {
 export async function waitForPing(port: number, timeoutMs: number): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
-    const client = new Redis({ port, host: '127.0.0.1', lazyConnect: true, retryStrategy: () => null, maxRetriesPerRequest: 0 });
+    const client = new Redis({
+      port,
+      host: '127.0.0.1',
+      lazyConnect: true,
+      enableReadyCheck: false,
+      retryStrategy: () => null,
+      maxRetriesPerRequest: 0,
+    });
     client.on('error', () => undefined);
     try {
       await client.connect();
       await client.ping();
       client.disconnect();
       return;
-    } catch {
+    } catch (err) {
       client.disconnect();
-      if (Date.now() > deadline) throw new BananasError('REDIS_UNAVAILABLE', `redis-server on port ${port} did not start`);
+      // A server that asks for a password is up.
+      if (/NOAUTH|WRONGPASS/.test((err as Error).message)) return;
+      if (Date.now() > deadline)
+        throw new BananasError('REDIS_UNAVAILABLE', `redis-server on port ${port} did not start`);
       await new Promise((r) => setTimeout(r, 50));
     }
   }

@@ -29,7 +29,10 @@ export function createLogger(options: LoggerOptions = {}): Logger {
     format === 'pretty' || (format === 'auto' && (destination as NodeJS.WriteStream).isTTY === true);
   const base = { level: options.level ?? 'info', name: options.name ?? 'bananas' };
   if (usePretty) {
-    return pino(base, pretty({ destination, colorize: (destination as NodeJS.WriteStream).isTTY === true, sync: true }));
+    return pino(
+      base,
+      pretty({ destination, colorize: (destination as NodeJS.WriteStream).isTTY === true, sync: true }),
+    );
   }
   return pino(base, destination);
 }

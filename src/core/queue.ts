@@ -162,7 +162,10 @@ export class Queue {
       throw new UsageError(`invalid priority ${JSON.stringify(request.priority)}: use high, normal or low`);
     }
     const routingKey = request.routingKey === undefined ? 'default' : assertRoutingKey(request.routingKey);
-    if (request.maxRetries !== undefined && (!Number.isSafeInteger(request.maxRetries) || request.maxRetries < 0)) {
+    if (
+      request.maxRetries !== undefined &&
+      (!Number.isSafeInteger(request.maxRetries) || request.maxRetries < 0)
+    ) {
       throw new UsageError(`invalid max retries ${request.maxRetries}: use a whole number ≥ 0`);
     }
     if (request.id !== undefined) assertJobId(request.id);
@@ -283,11 +286,17 @@ export class Queue {
       [this.keys.scheduled],
       [this.keys.prefix, secondsScore(now), limit],
     );
-    return nextScore === null ? { moved } : { moved, nextDueAt: new Date(Number(nextScore) * 1000) };
+    if (nextScore === null) return { moved };
+    // Round up to the millisecond at which the job is due (SDK scores carry microseconds; a truncated time
+    // would not be due yet). The 0.001 absorbs float noise such as "…6229999" or x*1000 = n.0002.
+    return { moved, nextDueAt: new Date(Math.ceil(Number(nextScore) * 1000 - 0.001)) };
   }
 
   /** Returns jobs whose lease expired to the head of their ready list. */
-  async recoverExpiredLeases(limit = 1000, now: Date = new Date()): Promise<Array<{ id: string; owner: string }>> {
+  async recoverExpiredLeases(
+    limit = 1000,
+    now: Date = new Date(),
+  ): Promise<Array<{ id: string; owner: string }>> {
     const flat = await runScript<string[]>(
       this.redis,
       'recover',
@@ -295,7 +304,8 @@ export class Queue {
       [this.keys.prefix, now.getTime(), limit],
     );
     const out: Array<{ id: string; owner: string }> = [];
-    for (let i = 0; i < flat.length; i += 2) out.push({ id: flat[i] as string, owner: flat[i + 1] as string });
+    for (let i = 0; i < flat.length; i += 2)
+      out.push({ id: flat[i] as string, owner: flat[i + 1] as string });
     return out;
   }
 
@@ -320,10 +330,20 @@ export class Queue {
   }
 }
 
+function hasControlCharacter(text: string): boolean {
+  for (let i = 0; i < text.length; i++) {
+    const code = text.charCodeAt(i);
+    if (code < 0x20 || code === 0x7f) return true;
+  }
+  return false;
+}
+
 /** Ids are opaque strings; bananas only refuses ones no operator could type or read back. */
 export function assertJobId(id: string): string {
-  if (id === '' || id.length > MAX_ID_LENGTH || /[\s\u0000-\u001f\u007f]/.test(id)) {
-    throw new UsageError(`invalid job id: use 1-${MAX_ID_LENGTH} characters without spaces or control characters`);
+  if (id === '' || id.length > MAX_ID_LENGTH || /\s/.test(id) || hasControlCharacter(id)) {
+    throw new UsageError(
+      `invalid job id: use 1-${MAX_ID_LENGTH} characters without spaces or control characters`,
+    );
   }
   return id;
 }

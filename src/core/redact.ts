@@ -9,18 +9,28 @@ export function redactUrl(url: string): string {
     if (parsed.password) parsed.password = '***';
     return parsed.toString();
   } catch {
-    return url.replace(/(\/\/[^:/@]*:)[^@]*@/, '$1***@');
+    return url.replace(UNPARSED_PASSWORD, '$1***@');
   }
 }
+
+/** `//user:password@` in a URL that `new URL` refuses; the password may itself contain `@`. */
+const UNPARSED_PASSWORD = /(\/\/[^:/@]*:)([^/]*)@/;
 
 /** Extracts the password (if any) of a Redis URL, for {@link redactSecrets}. */
 export function passwordOf(url: string | undefined): string | undefined {
   if (!url) return undefined;
+  let password: string;
   try {
-    const password = decodeURIComponent(new URL(url).password);
-    return password === '' ? undefined : password;
+    password = new URL(url).password;
   } catch {
-    return undefined;
+    password = UNPARSED_PASSWORD.exec(url)?.[2] ?? '';
+  }
+  if (password === '') return undefined;
+  try {
+    return decodeURIComponent(password);
+  } catch {
+    // Not valid percent-encoding (`50%off`): the raw text is what would appear in messages.
+    return password;
   }
 }
 

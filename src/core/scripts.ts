@@ -47,7 +47,12 @@ function command<T>(redis: Redis, name: string): ScriptCommand<T> {
 }
 
 /** Runs one of the scripts on `redis` (registering them on first use). */
-export function runScript<T = unknown>(redis: Redis, name: ScriptName, keys: string[], args: ScriptArg[]): Promise<T> {
+export function runScript<T = unknown>(
+  redis: Redis,
+  name: ScriptName,
+  keys: string[],
+  args: ScriptArg[],
+): Promise<T> {
   return command<T>(redis, `bananas_${name}`)(...keys, ...args);
 }
 

@@ -69,11 +69,15 @@ interface Held {
 
 export const DEFAULT_RETRY: RetryPolicy = { baseMs: 2000, maxMs: 10 * 60_000, jitter: 0.2 };
 
-/** Delay before retry number `attempts` (1-based): exponential, capped, with jitter. */
-export function retryDelayMs(attempts: number, policy: RetryPolicy = DEFAULT_RETRY, random = Math.random): number {
+/** Delay before retry number `attempts` (1-based): exponential with jitter, never above `maxMs`. */
+export function retryDelayMs(
+  attempts: number,
+  policy: RetryPolicy = DEFAULT_RETRY,
+  random = Math.random,
+): number {
   const exponential = Math.min(policy.maxMs, policy.baseMs * 2 ** Math.max(0, attempts - 1));
   const spread = exponential * policy.jitter * (2 * random() - 1);
-  return Math.max(0, Math.round(exponential + spread));
+  return Math.min(policy.maxMs, Math.max(0, Math.round(exponential + spread)));
 }
 
 class TimeoutError extends Error {
@@ -129,7 +133,6 @@ export class Worker {
   private loop?: Promise<void>;
   private timers: NodeJS.Timeout[] = [];
   private nextPromoteAt = 0;
-  private lastRecoverAt = 0;
   private readonly startedAt = new Date();
   private readonly counters: WorkerStats = {
     processed: 0,
@@ -158,13 +161,18 @@ export class Worker {
       shutdownTimeoutMs: options.shutdownTimeoutMs ?? 30_000,
       pollIntervalMs: options.pollIntervalMs ?? 50,
       metricsIntervalMs: options.metricsIntervalMs ?? 30_000,
-      heartbeatIntervalMs: options.heartbeatIntervalMs ?? Math.max(100, Math.min(5000, Math.floor(leaseMs / 3))),
+      heartbeatIntervalMs:
+        options.heartbeatIntervalMs ?? Math.max(100, Math.min(5000, Math.floor(leaseMs / 3))),
       retry: { ...DEFAULT_RETRY, ...options.retry },
     };
     this.redisOptions = options.redisOptions;
     this.id = `${hostname()}:${process.pid}:${randomBytes(3).toString('hex')}`;
     this.logger = (options.logger ?? createLogger()).child({ worker_id: this.id });
-    const connection = { url: this.options.redisUrl, mode: 'resilient' as const, redisOptions: options.redisOptions };
+    const connection = {
+      url: this.options.redisUrl,
+      mode: 'resilient' as const,
+      redisOptions: options.redisOptions,
+    };
     this.redis = createRedis({
       ...connection,
       connectionName: 'bananas-worker',
@@ -202,7 +210,11 @@ export class Worker {
       },
       'Worker starting',
     );
-    const probe = createRedis({ url: this.options.redisUrl, mode: 'fail-fast', redisOptions: this.redisOptions });
+    const probe = createRedis({
+      url: this.options.redisUrl,
+      mode: 'fail-fast',
+      redisOptions: this.redisOptions,
+    });
     try {
       await connectOrThrow(probe, this.options.redisUrl);
       await probe.quit();
@@ -218,6 +230,7 @@ export class Worker {
       // Unreachable: ioredis keeps retrying with backoff and commands wait for the connection.
     });
     await this.heartbeat();
+    if (this.stopping) return;
     this.every(() => this.heartbeat(), this.options.heartbeatIntervalMs);
     this.every(() => this.maintain(), 1000);
     this.every(() => this.logMetrics(), this.options.metricsIntervalMs);
@@ -271,7 +284,9 @@ export class Worker {
     const untilPromote = Math.max(1, this.nextPromoteAt - Date.now());
     const timeoutMs = Math.max(10, Math.min(this.options.pollIntervalMs, untilPromote));
     try {
-      await this.blocking.blpop(...this.signals, timeoutMs / 1000);
+      const woken = await this.blocking.blpop(...this.signals, timeoutMs / 1000);
+      // A wake-up may come from a new scheduled job or retry: look at the scheduled set again.
+      if (woken) this.nextPromoteAt = 0;
     } catch (err) {
       if (!this.stopping) throw err;
     }
@@ -283,20 +298,23 @@ export class Worker {
     this.nextPromoteAt = Math.min(Date.now() + 1000, nextDueAt ? nextDueAt.getTime() : Infinity);
   }
 
+  /** Every second: promote due scheduled jobs and return jobs whose lease expired (a dead worker's). */
   private async maintain(): Promise<void> {
     if (Date.now() >= this.nextPromoteAt) await this.promote();
-    if (Date.now() - this.lastRecoverAt >= Math.min(5000, this.options.leaseMs / 2)) {
-      this.lastRecoverAt = Date.now();
-      const recovered = await this.queue.recoverExpiredLeases();
-      for (const { id, owner } of recovered) {
-        this.logger.warn({ job_id: id, previous_owner: owner }, 'Lease expired; job returned to its queue');
-      }
+    const recovered = await this.queue.recoverExpiredLeases();
+    for (const { id, owner } of recovered) {
+      this.logger.warn({ job_id: id, previous_owner: owner }, 'Lease expired; job returned to its queue');
     }
   }
 
   /** Tracks a job this worker holds a lease for, until its settlement is written. */
   private hold(entry: DequeuedEntry): Held {
-    const held: Held = { id: entry.id, sourceList: entry.sourceList, abort: new AbortController(), decided: false };
+    const held: Held = {
+      id: entry.id,
+      sourceList: entry.sourceList,
+      abort: new AbortController(),
+      decided: false,
+    };
     this.held.set(entry.id, held);
     return held;
   }
@@ -316,7 +334,12 @@ export class Worker {
     if (!decoded.ok) {
       this.counters.deadLettered++;
       this.logger.error(
-        { job_id: entry.id, reason: decoded.reason, kind: decoded.kind, data: entry.document.toString('utf8').slice(0, 500) },
+        {
+          job_id: entry.id,
+          reason: decoded.reason,
+          kind: decoded.kind,
+          data: entry.document.toString('utf8').slice(0, 500),
+        },
         'Failed to unmarshal job; moved to the dead-letter queue (document kept as stored)',
       );
       this.settle(held, { id: entry.id, action: 'dead' });
@@ -343,7 +366,9 @@ export class Worker {
       const handlerJob: HandlerJob = { ...job, data: JSON.parse(job.payload) as unknown };
       const aborted = new Promise<never>((_, reject) => {
         if (held.abort.signal.aborted) reject(held.abort.signal.reason as Error);
-        held.abort.signal.addEventListener('abort', () => reject(held.abort.signal.reason as Error), { once: true });
+        held.abort.signal.addEventListener('abort', () => reject(held.abort.signal.reason as Error), {
+          once: true,
+        });
       });
       const running = Promise.resolve().then(() =>
         handler(handlerJob, { signal: held.abort.signal, logger: log, attempt, workerId: this.id }),
@@ -378,7 +403,10 @@ export class Worker {
       try {
         resultJson = outcome.value === undefined ? undefined : JSON.stringify(outcome.value);
       } catch (err) {
-        outcome = { ok: false, error: new Error(`handler result is not JSON-serializable: ${errorMessage(err)}`) };
+        outcome = {
+          ok: false,
+          error: new Error(`handler result is not JSON-serializable: ${errorMessage(err)}`),
+        };
       }
       if (outcome.ok) {
         this.counters.completed++;
@@ -408,6 +436,7 @@ export class Worker {
       failed.status = 'pending';
       failed.scheduledFor = runAt.toISOString();
       this.counters.retried++;
+      this.nextPromoteAt = Math.min(this.nextPromoteAt, runAt.getTime());
       log.warn({ err: message, stack, retry_at: failed.scheduledFor }, 'Job failed; retry scheduled');
       this.settle(held, {
         id: job.id,
@@ -456,11 +485,17 @@ export class Worker {
             const entry = batch[i] as FinishEntry;
             this.held.delete(entry.id);
             if (!ok) {
-              this.logger.warn({ job_id: entry.id }, 'Lease lost before the job was settled; another worker owns it now');
+              this.logger.warn(
+                { job_id: entry.id },
+                'Lease lost before the job was settled; another worker owns it now',
+              );
             }
           });
         } catch (err) {
-          this.logger.error({ err: errorMessage(err), jobs: batch.length }, 'Settling jobs failed; will retry');
+          this.logger.error(
+            { err: errorMessage(err), jobs: batch.length },
+            'Settling jobs failed; will retry',
+          );
           this.pending.unshift(...batch);
           await sleep(1000);
         }
@@ -544,7 +579,10 @@ export class Worker {
 
   private async shutdown(): Promise<void> {
     this.stopping = true;
-    this.logger.info({ in_flight: this.running, timeout_ms: this.options.shutdownTimeoutMs }, 'Worker stopping');
+    this.logger.info(
+      { in_flight: this.running, timeout_ms: this.options.shutdownTimeoutMs },
+      'Worker stopping',
+    );
     this.blocking.disconnect();
     this.slotWaiter?.();
     const deadline = Date.now() + this.options.shutdownTimeoutMs;
@@ -553,7 +591,10 @@ export class Worker {
     const unfinished = [...this.held.values()].filter((h) => !h.decided);
     for (const held of unfinished) this.release(held);
     if (unfinished.length > 0) {
-      this.logger.warn({ jobs: unfinished.map((h) => h.id) }, 'Shutdown timeout: unfinished jobs returned to their queue');
+      this.logger.warn(
+        { jobs: unfinished.map((h) => h.id) },
+        'Shutdown timeout: unfinished jobs returned to their queue',
+      );
     }
     const settleDeadline = Date.now() + 5000;
     while (this.flushing && Date.now() < settleDeadline) await Promise.race([this.flushing, sleep(100)]);

@@ -47,7 +47,11 @@ const MIX: EnqueueRequest[] = [
   { name: 'echo', payload: { greeting: 'hello from normal' }, priority: 'normal' },
   { name: 'sleep', payload: { ms: 200 }, priority: 'normal' },
   // Raw JSON payload: the big integer survives byte for byte.
-  { name: 'echo', payloadJson: '{"greeting":"hello from high","order_id":12345678901234567890}', priority: 'high' },
+  {
+    name: 'echo',
+    payloadJson: '{"greeting":"hello from high","order_id":12345678901234567890}',
+    priority: 'high',
+  },
   { name: 'echo', payload: { greeting: 'urgent' }, priority: 'high' },
   { name: 'echo', payload: { greeting: 'delayed by 1s' }, priority: 'normal', delayMs: 1000 },
   { name: 'flaky', payload: { succeed_on: 2 }, priority: 'normal', description: 'fails once, then succeeds' },
@@ -68,7 +72,9 @@ export async function runDemo(options: DemoOptions): Promise<DemoReport> {
   const started = Date.now();
   let server: LocalRedisServer | undefined;
   let url = options.redisUrl;
-  const prefix = url ? `${options.prefix.replace(/:$/, '')}-demo-${randomBytes(4).toString('hex')}:` : options.prefix;
+  const prefix = url
+    ? `${options.prefix.replace(/:$/, '')}-demo-${randomBytes(4).toString('hex')}:`
+    : options.prefix;
   if (!url) {
     if (!hasRedisServer()) throw new BananasError('REDIS_UNAVAILABLE', DEMO_NO_REDIS_MESSAGE);
     options.onProgress?.('Starting a throwaway redis-server…');
@@ -84,7 +90,10 @@ export async function runDemo(options: DemoOptions): Promise<DemoReport> {
     const { enqueued } = await queue.enqueueBatch(MIX);
     // A corrupt document, as a crashed writer or a hand edit leaves it: it goes to the dead-letter queue untouched.
     const corruptId = 'demo-corrupt-document';
-    await redis.set(queue.keys.job(corruptId), '{"id":"demo-corrupt-document","name":"echo","payload":{oops}');
+    await redis.set(
+      queue.keys.job(corruptId),
+      '{"id":"demo-corrupt-document","name":"echo","payload":{oops}',
+    );
     await redis.lpush(queue.keys.queue('normal'), corruptId);
     const ids = [...enqueued.map((j) => j.id), corruptId];
 
@@ -153,7 +162,10 @@ async function reportJobs(
   const dead = new Set(await redis.lrange(queue.keys.dead, 0, -1));
   const reports: DemoJobReport[] = [];
   for (const id of ids) {
-    const [raw, result] = await Promise.all([redis.get(queue.keys.job(id)), redis.hgetall(queue.keys.result(id))]);
+    const [raw, result] = await Promise.all([
+      redis.get(queue.keys.job(id)),
+      redis.hgetall(queue.keys.result(id)),
+    ]);
     const decoded = raw === null ? undefined : decodeJob(raw);
     const job = decoded?.ok ? decoded.job : undefined;
     reports.push({

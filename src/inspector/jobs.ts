@@ -22,7 +22,10 @@ export async function enqueueJob(
   options: EnqueueOptions,
 ): Promise<EnqueuedJob> {
   const queue = new Queue(redis, { prefix });
-  const job = await queue.enqueue(name, undefined, { ...options, payloadJson: options.payloadJson ?? 'null' });
+  const job = await queue.enqueue(name, undefined, {
+    ...options,
+    payloadJson: options.payloadJson ?? 'null',
+  });
   return {
     id: job.id,
     name: job.name,

@@ -28,7 +28,8 @@ export function loadVectors(name: VectorFileName): VectorFile {
 
 /** `bananas:queue:high` → `<prefix>queue:high`. */
 export function renameKey(key: string, prefix: string): string {
-  if (!key.startsWith(ORIGINAL_PREFIX)) throw new Error(`vector key ${key} does not start with ${ORIGINAL_PREFIX}`);
+  if (!key.startsWith(ORIGINAL_PREFIX))
+    throw new Error(`vector key ${key} does not start with ${ORIGINAL_PREFIX}`);
   return prefix + key.slice(ORIGINAL_PREFIX.length);
 }
 

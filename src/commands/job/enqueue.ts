@@ -2,7 +2,8 @@ import { Args, Flags } from '@oclif/core';
 import { BananasCommand } from '../../cli/base-command.js';
 import { durationFlag } from '../../cli/flags.js';
 import { parseTime, readJsonArgument } from '../../cli/input.js';
-import { PRIORITIES, type Priority } from '../../core/keys.js';
+import { assertPrefix, assertRoutingKey, PRIORITIES, type Priority } from '../../core/keys.js';
+import { assertJobId } from '../../core/queue.js';
 import { enqueueJob, type EnqueuedJob } from '../../inspector/jobs.js';
 
 export default class JobEnqueue extends BananasCommand<typeof JobEnqueue> {
@@ -20,25 +21,34 @@ export default class JobEnqueue extends BananasCommand<typeof JobEnqueue> {
   };
 
   static override flags = {
-    payload: Flags.string({ char: 'p', summary: "Payload: inline JSON or @file (default: null)" }),
+    payload: Flags.string({ char: 'p', summary: 'Payload: inline JSON or @file (default: null)' }),
     priority: Flags.string({ options: [...PRIORITIES], default: 'normal', summary: 'Priority' }),
     route: Flags.string({ summary: 'Routing key (1-64 of A-Z a-z 0-9 _ -)' }),
     delay: durationFlag({ summary: 'Run after this delay (e.g. 10s, 5m)', exclusive: ['at'] }),
     at: Flags.string({ summary: 'Run at this time (RFC 3339)', exclusive: ['delay'] }),
-    'max-retries': Flags.integer({ min: 0, summary: 'Failed attempts before the dead-letter queue [default: 3]' }),
+    'max-retries': Flags.integer({
+      min: 0,
+      summary: 'Failed attempts before the dead-letter queue [default: 3]',
+    }),
     id: Flags.string({ summary: 'Custom job id (default: a new UUID)' }),
     description: Flags.string({ summary: 'Description' }),
   };
 
   async run(): Promise<EnqueuedJob> {
     const { flags } = this;
-    const payloadJson = flags.payload === undefined ? undefined : readJsonArgument(flags.payload, '--payload');
+    // Bad input is a usage error (exit 2) whether or not Redis is reachable: check it before connecting.
+    const payloadJson =
+      flags.payload === undefined ? undefined : readJsonArgument(flags.payload, '--payload');
+    const runAt = flags.at === undefined ? undefined : parseTime(flags.at, '--at');
+    if (flags.route !== undefined) assertRoutingKey(flags.route);
+    if (flags.id !== undefined) assertJobId(flags.id);
+    assertPrefix(flags.prefix);
     const job = await enqueueJob(await this.redis(), flags.prefix, this.args.name, {
       payloadJson,
       priority: flags.priority as Priority,
       routingKey: flags.route,
       delayMs: flags.delay,
-      runAt: flags.at === undefined ? undefined : parseTime(flags.at, '--at'),
+      runAt,
       maxRetries: flags['max-retries'],
       id: flags.id,
       description: flags.description,

@@ -1,6 +1,12 @@
 import { Flags } from '@oclif/core';
 import { BananasCommand } from '../../cli/base-command.js';
-import { commaListFlag, durationFlag, positiveIntFlag, prioritiesFlag, routingKeysFlag } from '../../cli/flags.js';
+import {
+  commaListFlag,
+  durationFlag,
+  positiveIntFlag,
+  prioritiesFlag,
+  routingKeysFlag,
+} from '../../cli/flags.js';
 import { runUntilSignalled } from '../../cli/signals.js';
 import { UsageError } from '../../core/errors.js';
 import { demoHandlers, loadHandlers, type HandlerMap } from '../../core/handlers.js';
@@ -23,26 +29,64 @@ The handlers module exports functions named after job names (or a default object
 
   static override flags = {
     handlers: Flags.string({ summary: 'Module exporting the job handlers (ESM or CommonJS)' }),
-    'demo-handlers': Flags.boolean({ summary: 'Also register the built-in handlers echo, sleep, fail, flaky' }),
+    'demo-handlers': Flags.boolean({
+      summary: 'Also register the built-in handlers echo, sleep, fail, flaky',
+    }),
     concurrency: positiveIntFlag({ env: 'WORKER_CONCURRENCY', default: 10, summary: 'Jobs run at once' }),
     priorities: prioritiesFlag({
       env: 'WORKER_PRIORITIES',
       summary: 'Priorities served, in poll order [default: high,normal,low]',
     }),
-    'routing-keys': routingKeysFlag({ env: 'WORKER_ROUTING_KEYS', summary: 'Routing keys served [default: default]' }),
+    'routing-keys': routingKeysFlag({
+      env: 'WORKER_ROUTING_KEYS',
+      summary: 'Routing keys served [default: default]',
+    }),
     'job-types': commaListFlag({
       env: 'WORKER_JOB_TYPES',
       summary: 'Only take jobs with these names; others stay queued for other workers',
     }),
-    'job-timeout': durationFlag({ env: 'JOB_TIMEOUT', default: 5 * 60_000, summary: 'Per-job timeout [default: 5m]' }),
-    lease: durationFlag({ default: 30_000, summary: 'Lease on a running job; renewed while it runs [default: 30s]' }),
-    'shutdown-timeout': durationFlag({ default: 30_000, summary: 'Grace period for in-flight jobs on SIGTERM [default: 30s]' }),
+    'job-timeout': durationFlag({
+      env: 'JOB_TIMEOUT',
+      default: 5 * 60_000,
+      defaultHelp: async () => '5m',
+      summary: 'Per-job timeout',
+    }),
+    lease: durationFlag({
+      default: 30_000,
+      defaultHelp: async () => '30s',
+      summary: 'Lease on a running job; renewed while it runs',
+    }),
+    'shutdown-timeout': durationFlag({
+      default: 30_000,
+      defaultHelp: async () => '30s',
+      summary: 'Grace period for in-flight jobs on SIGTERM',
+    }),
     'poll-interval': durationFlag({
       default: 50,
-      summary: 'Longest idle wait before re-checking the queues (jobs enqueued by bananas wake workers at once) [default: 50ms]',
+      defaultHelp: async () => '50ms',
+      summary:
+        'Longest idle wait before re-checking the queues (jobs enqueued by bananas wake workers at once)',
     }),
-    'metrics-interval': durationFlag({ default: 30_000, summary: 'Interval of the "System metrics" log line [default: 30s]' }),
-    'log-level': Flags.string({ env: 'LOG_LEVEL', default: 'info', summary: 'trace, debug, info, warn, error, silent' }),
+    'metrics-interval': durationFlag({
+      default: 30_000,
+      defaultHelp: async () => '30s',
+      summary: 'Interval of the "System metrics" log line',
+    }),
+    'completed-ttl': durationFlag({
+      default: 24 * 3600_000,
+      defaultHelp: async () => '24h',
+      summary: 'How long a completed job document is kept',
+    }),
+    'failed-ttl': durationFlag({
+      default: 7 * 24 * 3600_000,
+      defaultHelp: async () => '168h',
+      summary: 'How long a dead-lettered job document is kept',
+    }),
+    'log-level': Flags.string({
+      env: 'LOG_LEVEL',
+      default: 'info',
+      summary: 'trace, debug, info, warn, error, silent',
+    }),
     'log-format': Flags.string({
       env: 'LOG_FORMAT',
       default: 'auto',
@@ -53,9 +97,13 @@ The handlers module exports functions named after job names (or a default object
 
   async run(): Promise<{ worker_id: string; stats: WorkerStats }> {
     const { flags } = this;
-    if (!isLogLevel(flags['log-level'])) throw new UsageError(`--log-level: unknown level ${JSON.stringify(flags['log-level'])}`);
+    if (!isLogLevel(flags['log-level']))
+      throw new UsageError(`--log-level: unknown level ${JSON.stringify(flags['log-level'])}`);
     if (flags.lease < 1000) throw new UsageError('--lease must be at least 1s');
     if (flags['job-timeout'] <= 0) throw new UsageError('--job-timeout must be more than 0');
+    for (const ttl of ['completed-ttl', 'failed-ttl'] as const) {
+      if (flags[ttl] < 1000) throw new UsageError(`--${ttl} must be at least 1s`);
+    }
     const handlers: HandlerMap = {
       ...(flags['demo-handlers'] ? demoHandlers : {}),
       ...(flags.handlers ? await loadHandlers(flags.handlers) : {}),
@@ -82,6 +130,10 @@ The handlers module exports functions named after job names (or a default object
       shutdownTimeoutMs: flags['shutdown-timeout'],
       pollIntervalMs: flags['poll-interval'],
       metricsIntervalMs: flags['metrics-interval'],
+      ttl: {
+        completedSeconds: Math.round(flags['completed-ttl'] / 1000),
+        failedSeconds: Math.round(flags['failed-ttl'] / 1000),
+      },
       logger,
     });
     await worker.start();
@@ -90,8 +142,11 @@ The handlers module exports functions named after job names (or a default object
         await worker.stop();
         return worker.stats();
       },
-      (signal) => worker.logger.warn({ signal }, 'Second signal: exiting at once; held jobs return after their lease'),
+      (signal) =>
+        worker.logger.warn({ signal }, 'Second signal: exiting at once; held jobs return after their lease'),
     );
+    // Handler modules may hold open handles (pools, timers): exit shortly even if they do.
+    setTimeout(() => process.exit(process.exitCode ?? 0), 1000).unref();
     return { worker_id: worker.id, stats };
   }
 }

@@ -82,7 +82,7 @@ for field, count in pairs(counts) do
     redis.call('HINCRBY', minuteStats, field, count)
   end
 end
-if counts.completed + counts.retried + counts.failed > 0 then
+if counts.completed + counts.retried + counts.failed + counts.released > 0 then
   redis.call('EXPIRE', minuteStats, minuteTtl)
 end
 return results

@@ -1,0 +1,147 @@
+/**
+ * Running the built CLI end to end for test/integration/cli.test.ts: a snapshot of the build, a child
+ * process with a controlled environment and a hard timeout, and small Redis helpers.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { cpSync, existsSync, mkdtempSync, rmSync, symlinkSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { Redis } from 'ioredis';
+import { escapeGlob } from '../../src/core/keys.js';
+
+export const PROJECT_ROOT = fileURLToPath(new URL('../../', import.meta.url));
+
+function buildIsComplete(root: string): boolean {
+  // scripts/build.mjs removes dist/, runs tsc, then copies the Lua scripts last.
+  return [
+    'dist/commands/job/enqueue.js',
+    'dist/commands/worker/start.js',
+    'dist/commands/demo.js',
+    'dist/core/lua',
+  ].every((path) => existsSync(join(root, path)));
+}
+
+/**
+ * Copies the built CLI (bin/, dist/, package.json; node_modules linked) to a temporary directory, so a
+ * concurrent `npm run build` (which deletes dist/) cannot pull the files out from under a running test.
+ * Fails clearly when there is no build.
+ */
+export async function snapshotBuild(
+  waitMs = 30_000,
+): Promise<{ root: string; bin: string; remove: () => void }> {
+  if (!existsSync(join(PROJECT_ROOT, 'dist/commands'))) {
+    throw new Error('dist/commands is missing: run `npm run build` first (`npm test` does it)');
+  }
+  const deadline = Date.now() + waitMs;
+  for (;;) {
+    const root = mkdtempSync(join(tmpdir(), 'bananas-cli-test-'));
+    const remove = () => rmSync(root, { recursive: true, force: true });
+    try {
+      cpSync(join(PROJECT_ROOT, 'dist'), join(root, 'dist'), { recursive: true });
+      cpSync(join(PROJECT_ROOT, 'bin'), join(root, 'bin'), { recursive: true });
+      cpSync(join(PROJECT_ROOT, 'package.json'), join(root, 'package.json'));
+      symlinkSync(join(PROJECT_ROOT, 'node_modules'), join(root, 'node_modules'), 'dir');
+      if (buildIsComplete(root)) return { root, bin: join(root, 'bin/run.js'), remove };
+    } catch {
+      // dist/ was being rewritten while we copied it; try again.
+    }
+    remove();
+    if (Date.now() > deadline)
+      throw new Error('dist/ is incomplete: run `npm run build` first (`npm test` does it)');
+    await new Promise((r) => setTimeout(r, 500));
+  }
+}
+
+/** process.env without anything that would configure bananas behind the test's back, plus NO_COLOR. */
+export function cleanEnv(overrides: Record<string, string | undefined> = {}): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = {};
+  for (const [key, value] of Object.entries(process.env)) {
+    if (
+      /^(REDIS_URL|BANANAS_.*|WORKER_.*|JOB_TIMEOUT|LOG_LEVEL|LOG_FORMAT|DEBUG|FORCE_COLOR|NODE_OPTIONS)$/.test(
+        key,
+      )
+    ) {
+      continue;
+    }
+    env[key] = value;
+  }
+  env.NO_COLOR = '1';
+  for (const [key, value] of Object.entries(overrides)) {
+    if (value === undefined) delete env[key];
+    else env[key] = value;
+  }
+  return env;
+}
+
+export interface CliResult {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stderr: string;
+  /** The process was still running after the timeout and was killed. */
+  timedOut: boolean;
+}
+
+export interface RunOptions {
+  env?: NodeJS.ProcessEnv;
+  cwd?: string;
+  timeoutMs?: number;
+}
+
+export interface CliProcess {
+  child: ChildProcess;
+  /** Resolves when the process has exited and its output is closed. */
+  done: Promise<CliResult>;
+}
+
+/** Starts `node <bin> ...args`; it is killed with SIGKILL after `timeoutMs` (reported as timedOut). */
+export function startCli(bin: string, args: string[], options: RunOptions = {}): CliProcess {
+  const child = spawn(process.execPath, [bin, ...args], {
+    cwd: options.cwd ?? PROJECT_ROOT,
+    env: options.env ?? cleanEnv(),
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let stdout = '';
+  let stderr = '';
+  let timedOut = false;
+  child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString('utf8')));
+  child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString('utf8')));
+  const timer = setTimeout(() => {
+    timedOut = true;
+    child.kill('SIGKILL');
+  }, options.timeoutMs ?? 15_000);
+  const done = new Promise<CliResult>((resolve, reject) => {
+    child.on('error', (err) => {
+      clearTimeout(timer);
+      reject(err);
+    });
+    child.on('close', (code, signal) => {
+      clearTimeout(timer);
+      resolve({ code, signal, stdout, stderr, timedOut });
+    });
+  });
+  return { child, done };
+}
+
+/** Runs `node <bin> ...args` to completion. */
+export function runCli(bin: string, args: string[], options: RunOptions = {}): Promise<CliResult> {
+  return startCli(bin, args, options).done;
+}
+
+/** Every key matching `pattern` (SCAN, never KEYS). */
+export async function scanKeys(redis: Redis, pattern: string): Promise<string[]> {
+  const found: string[] = [];
+  let cursor = '0';
+  do {
+    const [next, keys] = await redis.scan(cursor, 'MATCH', pattern, 'COUNT', 1000);
+    cursor = next;
+    found.push(...keys);
+  } while (cursor !== '0');
+  return found.sort();
+}
+
+/** Every key under `prefix`. */
+export function keysUnder(redis: Redis, prefix: string): Promise<string[]> {
+  return scanKeys(redis, `${escapeGlob(prefix)}*`);
+}

@@ -1,0 +1,379 @@
+/**
+ * The worker engine in-process against a real redis-server: priorities, retries, dead-lettering,
+ * timeouts, job-type filters, results, and every vector document the original producers write.
+ */
+import type { Redis } from 'ioredis';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { decodeJob } from '../../src/core/codec.js';
+import type { HandlerMap, JobHandler } from '../../src/core/handlers.js';
+import { createLogger } from '../../src/core/logger.js';
+import { Queue } from '../../src/core/queue.js';
+import { Worker, type WorkerOptions } from '../../src/core/worker.js';
+import { freshPrefix, rawClient, testRedisUrl, waitFor } from '../helpers/context.js';
+import { loadVectors, seedVectors, VECTOR_FILES } from '../helpers/seed.js';
+
+let redis: Redis;
+let prefix: string;
+let queue: Queue;
+const workers: Worker[] = [];
+
+beforeEach(() => {
+  redis = rawClient();
+  prefix = freshPrefix();
+  queue = new Queue(redis, { prefix });
+});
+
+afterEach(async () => {
+  await Promise.all(workers.splice(0).map((w) => w.stop()));
+  redis.disconnect();
+});
+
+function startWorker(handlers: HandlerMap, options: Partial<WorkerOptions> = {}): Worker {
+  const worker = new Worker({
+    handlers,
+    redisUrl: testRedisUrl(),
+    prefix,
+    logger: createLogger({ level: 'silent' }),
+    retry: { baseMs: 50, maxMs: 200, jitter: 0 },
+    ...options,
+  });
+  workers.push(worker);
+  void worker.start();
+  return worker;
+}
+
+async function documentOf(id: string) {
+  const raw = await redis.get(queue.keys.job(id));
+  if (raw === null) throw new Error(`no document for ${id}`);
+  const decoded = decodeJob(raw);
+  if (!decoded.ok) throw new Error(`document of ${id} does not decode: ${decoded.reason}`);
+  return decoded.job;
+}
+
+describe('worker', () => {
+  it('completes a job: document completed with a 24 h TTL, result stored, nothing left in processing', async () => {
+    const job = await queue.enqueue('add', { a: 2, b: 3 });
+    const add: JobHandler<{ a: number; b: number }> = (j) => ({ sum: j.data.a + j.data.b });
+    startWorker({ add: add as JobHandler });
+    await waitFor(
+      async () => (await redis.hget(queue.keys.result(job.id), 'status')) === 'completed',
+      5000,
+      'result',
+    );
+    const done = await documentOf(job.id);
+    expect(done.status).toBe('completed');
+    expect(done.payload).toBe('{"a":2,"b":3}');
+    const ttl = await redis.ttl(queue.keys.job(job.id));
+    expect(ttl).toBeGreaterThan(86_000);
+    expect(ttl).toBeLessThanOrEqual(86_400);
+    expect(await redis.hget(queue.keys.result(job.id), 'result')).toBe('{"sum":5}');
+    expect(await redis.llen(queue.keys.processing)).toBe(0);
+    expect(await redis.zcard(queue.keys.leases)).toBe(0);
+    expect(await redis.hget(queue.keys.stats, 'completed')).toBe('1');
+  });
+
+  it('runs a high job before a queue of low jobs enqueued earlier', async () => {
+    const order: string[] = [];
+    const record: JobHandler = async (job) => {
+      order.push(job.name);
+      await new Promise((r) => setTimeout(r, 5));
+    };
+    const lows = Array.from({ length: 30 }, () => ({ name: 'low', priority: 'low' as const }));
+    await queue.enqueueBatch(lows);
+    startWorker({ low: record, high: record }, { concurrency: 1 });
+    await waitFor(() => order.length >= 3, 5000, 'first low jobs');
+    await queue.enqueue('high', null, { priority: 'high' });
+    await waitFor(() => order.includes('high'), 5000, 'the high job');
+    const highAt = order.indexOf('high');
+    // At most the job in flight and one already fetched may run between the enqueue and the high job.
+    expect(order.slice(0, highAt).length).toBeLessThan(30);
+    expect(await redis.llen(queue.keys.queue('low'))).toBeGreaterThan(0);
+  });
+
+  it('wakes an idle worker at once when a job is enqueued (no 1-3 s polling delay)', async () => {
+    let startedAt = 0;
+    startWorker({ ping: () => void (startedAt = Date.now()) }, { pollIntervalMs: 5000 });
+    await waitFor(async () => (await redis.zcard(queue.keys.workers)) === 1, 5000, 'worker registration');
+    await new Promise((r) => setTimeout(r, 200)); // the worker is now blocked waiting for work
+    const enqueuedAt = Date.now();
+    await queue.enqueue('ping', null, { priority: 'high' });
+    await waitFor(() => startedAt > 0, 5000, 'the job to start');
+    // Poll interval is 5 s: only the wake-up signal can explain a start well below it.
+    expect(startedAt - enqueuedAt).toBeLessThan(1000);
+  });
+
+  it('retries a failing job with backoff, then dead-letters it with status failed and a 7 day TTL', async () => {
+    let runs = 0;
+    const job = await queue.enqueue('boom', null, { maxRetries: 3 });
+    startWorker({
+      boom: () => {
+        runs++;
+        throw new Error(`boom ${runs}`);
+      },
+    });
+    await waitFor(
+      async () => (await redis.lrange(queue.keys.dead, 0, -1)).includes(job.id),
+      10_000,
+      'dead letter',
+    );
+    expect(runs).toBe(3);
+    const dead = await documentOf(job.id);
+    expect(dead.status).toBe('failed');
+    expect(dead.attempts).toBe(3);
+    expect(dead.error).toBe('boom 3');
+    expect(dead.scheduledFor).toBeUndefined();
+    expect(await redis.ttl(queue.keys.job(job.id))).toBeGreaterThan(604_000);
+    expect(await redis.zscore(queue.keys.scheduled, job.id)).toBeNull();
+    const result = await redis.hgetall(queue.keys.result(job.id));
+    expect(result.status).toBe('failed');
+    expect(result.error).toBe('boom 3');
+    expect(await redis.hget(queue.keys.stats, 'retried')).toBe('2');
+    expect(await redis.hget(queue.keys.stats, 'failed')).toBe('1');
+  });
+
+  it('max_retries 0 means a single attempt', async () => {
+    let runs = 0;
+    const job = await queue.enqueue('once', null, { maxRetries: 0 });
+    startWorker({
+      once: () => {
+        runs++;
+        throw new Error('nope');
+      },
+    });
+    await waitFor(
+      async () => (await redis.lrange(queue.keys.dead, 0, -1)).includes(job.id),
+      5000,
+      'dead letter',
+    );
+    expect(runs).toBe(1);
+  });
+
+  it('keeps going after a handler throws, and fails a job with an unknown name like any failure', async () => {
+    const bad = await queue.enqueue('nobody-handles-this', null, { maxRetries: 1 });
+    const good = await queue.enqueue('fine');
+    startWorker({ fine: () => 'ok' });
+    await waitFor(
+      async () => (await redis.lrange(queue.keys.dead, 0, -1)).includes(bad.id),
+      5000,
+      'dead letter',
+    );
+    await waitFor(
+      async () => (await redis.hget(queue.keys.result(good.id), 'status')) === 'completed',
+      5000,
+      'good job',
+    );
+    expect((await documentOf(bad.id)).error).toMatch(
+      /no handler registered for job name "nobody-handles-this"/,
+    );
+  });
+
+  it('dead-letters a corrupt document at once without retry and keeps its bytes', async () => {
+    const corrupt = '{"id":"c1","name":"x","payload":{oops}';
+    await redis.set(queue.keys.job('c1'), corrupt);
+    await redis.lpush(queue.keys.queue('normal'), 'c1');
+    const runs: string[] = [];
+    startWorker({ x: (job) => void runs.push(job.id) });
+    await waitFor(
+      async () => (await redis.lrange(queue.keys.dead, 0, -1)).includes('c1'),
+      5000,
+      'dead letter',
+    );
+    expect(await redis.get(queue.keys.job('c1'))).toBe(corrupt);
+    expect(runs).toEqual([]);
+    expect(await redis.llen(queue.keys.processing)).toBe(0);
+    expect(await redis.zscore(queue.keys.scheduled, 'c1')).toBeNull();
+  });
+
+  it('fails a job on time when its handler ignores the abort signal, and frees the slot', async () => {
+    const stuck = await queue.enqueue('stuck', null, { maxRetries: 1 });
+    const after = await queue.enqueue('quick');
+    const worker = startWorker(
+      {
+        stuck: () => new Promise(() => undefined), // never settles, ignores the signal
+        quick: () => 'done',
+      },
+      { concurrency: 1, jobTimeoutMs: 300 },
+    );
+    const started = Date.now();
+    await waitFor(
+      async () => (await redis.lrange(queue.keys.dead, 0, -1)).includes(stuck.id),
+      5000,
+      'timeout',
+    );
+    expect(Date.now() - started).toBeLessThan(3000);
+    expect((await documentOf(stuck.id)).error).toMatch(/deadline exceeded/);
+    // The single slot was given back: the next job ran.
+    await waitFor(
+      async () => (await redis.hget(queue.keys.result(after.id), 'status')) === 'completed',
+      5000,
+      'next job',
+    );
+    expect(worker.stats().abandoned).toBe(1);
+    expect(worker.stats().inFlight).toBe(0);
+  });
+
+  it('aborts the handler signal on timeout', async () => {
+    let reason: unknown;
+    const job = await queue.enqueue('polite', null, { maxRetries: 1 });
+    startWorker(
+      {
+        polite: (_job, ctx) =>
+          new Promise((_, reject) =>
+            ctx.signal.addEventListener('abort', () => {
+              reason = ctx.signal.reason;
+              reject(ctx.signal.reason as Error);
+            }),
+          ),
+      },
+      { jobTimeoutMs: 100 },
+    );
+    await waitFor(
+      async () => (await redis.lrange(queue.keys.dead, 0, -1)).includes(job.id),
+      5000,
+      'dead letter',
+    );
+    expect(String(reason)).toMatch(/deadline exceeded/);
+  });
+
+  it('takes only its job types and leaves the others queued for other workers', async () => {
+    const mine = await queue.enqueue('mine');
+    const theirs = await queue.enqueue('theirs');
+    startWorker({ mine: () => 'ok', theirs: () => 'should not run here' }, { jobTypes: ['mine'] });
+    await waitFor(
+      async () => (await redis.hget(queue.keys.result(mine.id), 'status')) === 'completed',
+      5000,
+      'mine',
+    );
+    await new Promise((r) => setTimeout(r, 200));
+    expect(await redis.lrange(queue.keys.queue('normal'), 0, -1)).toEqual([theirs.id]);
+    expect(await redis.llen(queue.keys.processing)).toBe(0);
+  });
+
+  it('serves its routing keys only', async () => {
+    const gpu = await queue.enqueue('render', null, { routingKey: 'gpu' });
+    const plain = await queue.enqueue('render');
+    startWorker({ render: () => 'ok' }, { routingKeys: ['gpu'] });
+    await waitFor(
+      async () => (await redis.hget(queue.keys.result(gpu.id), 'status')) === 'completed',
+      5000,
+      'gpu job',
+    );
+    await new Promise((r) => setTimeout(r, 200));
+    expect(await redis.exists(queue.keys.result(plain.id))).toBe(0);
+    expect(await redis.lrange(queue.keys.queue('normal'), 0, -1)).toEqual([plain.id]);
+  });
+
+  it('runs a delayed job once it is due, not before', async () => {
+    let ranAt = 0;
+    const job = await queue.enqueue('later', null, { delayMs: 600 });
+    const enqueuedAt = Date.now();
+    startWorker({ later: () => void (ranAt = Date.now()) });
+    await waitFor(
+      async () => (await redis.hget(queue.keys.result(job.id), 'status')) === 'completed',
+      5000,
+      'delayed job',
+    );
+    expect(ranAt - enqueuedAt).toBeGreaterThanOrEqual(550);
+  });
+
+  it('returns unfinished jobs to the head of their queue on stop, attempts unchanged', async () => {
+    const job = await queue.enqueue('long', { ms: 10_000 });
+    let started = false;
+    const worker = startWorker(
+      {
+        long: (_job, ctx) =>
+          new Promise((resolve) => {
+            started = true;
+            ctx.signal.addEventListener('abort', () => resolve('aborted'));
+          }),
+      },
+      { shutdownTimeoutMs: 200 },
+    );
+    await waitFor(() => started, 5000, 'job start');
+    await worker.stop();
+    expect(await redis.lrange(queue.keys.queue('normal'), 0, -1)).toEqual([job.id]);
+    expect(await redis.llen(queue.keys.processing)).toBe(0);
+    expect(await redis.zcard(queue.keys.leases)).toBe(0);
+    const doc = await documentOf(job.id);
+    expect(doc.attempts).toBe(0);
+    expect(doc.status).toBe('pending');
+    expect(await redis.zcard(queue.keys.workers)).toBe(0);
+  });
+
+  it('registers itself with a heartbeat that operators can read', async () => {
+    const worker = startWorker({ x: () => 'ok' }, { concurrency: 7, routingKeys: ['default', 'gpu'] });
+    await waitFor(
+      async () => (await redis.zscore(queue.keys.workers, worker.id)) !== null,
+      5000,
+      'registration',
+    );
+    const info = await redis.hgetall(queue.keys.worker(worker.id));
+    expect(info.concurrency).toBe('7');
+    expect(info.routing_keys).toBe('default,gpu');
+    expect(Number(info.pid)).toBe(process.pid);
+    expect(await redis.pttl(queue.keys.worker(worker.id))).toBeGreaterThan(0);
+  });
+
+  it('processes every job document the original producers write, once each, leaving the stubs untouched', async () => {
+    const seen = new Map<string, number>();
+    const handler: JobHandler = (job) => {
+      seen.set(job.id, (seen.get(job.id) ?? 0) + 1);
+      return { handled: job.name };
+    };
+    const handlers: HandlerMap = {};
+    for (const file of VECTOR_FILES) {
+      const vectors = loadVectors(file);
+      for (const entry of Object.values(vectors.keys)) {
+        if (entry.type !== 'string') continue;
+        const decoded = decodeJob(entry.value);
+        if (decoded.ok) handlers[decoded.job.name] = handler;
+      }
+    }
+    // Each producer's keys go under their own prefix: their ids and lists would collide otherwise.
+    const prefixes = VECTOR_FILES.map(() => freshPrefix());
+    for (const [i, file] of VECTOR_FILES.entries())
+      await seedVectors(redis, loadVectors(file), prefixes[i] as string);
+    const expected: string[] = [];
+    for (const p of prefixes) {
+      const q = new Queue(redis, { prefix: p });
+      for (const list of q.listsServed(['high', 'normal', 'low'], ['default', 'gpu'])) {
+        expected.push(...(await redis.lrange(list, 0, -1)));
+      }
+      // Bring scheduled jobs (2030) due now.
+      const members = await redis.zrange(q.keys.scheduled, 0, -1);
+      for (const m of members) await redis.zadd(q.keys.scheduled, 1, m);
+      expected.push(...members);
+      const w = new Worker({
+        handlers,
+        redisUrl: testRedisUrl(),
+        prefix: p,
+        routingKeys: ['default', 'gpu'],
+        logger: createLogger({ level: 'silent' }),
+      });
+      workers.push(w);
+      void w.start();
+    }
+    await waitFor(() => expected.every((id) => seen.has(id)), 10_000, 'all vector jobs').catch(
+      (err: Error) => {
+        throw new Error(
+          `${err.message}; never ran: ${JSON.stringify(expected.filter((id) => !seen.has(id)))}`,
+        );
+      },
+    );
+    expect([...seen.values()].every((n) => n === 1)).toBe(true);
+    expect(expected).toContain(''); // the cron job with an empty id
+    const go = loadVectors('go-original');
+    for (const [key, entry] of Object.entries(go.keys)) {
+      if (entry.type === 'string' && entry.value.includes('"error":"') && !entry.value.includes('"name"')) {
+        expect(await redis.get(prefixes[0] + key.slice('bananas:'.length))).toBe(entry.value);
+      }
+    }
+    for (const p of prefixes) {
+      const q = new Queue(redis, { prefix: p });
+      expect(await redis.llen(q.keys.scheduled)).toBe(0);
+      for (const list of q.listsServed(['high', 'normal', 'low'], ['default', 'gpu'])) {
+        expect(await redis.llen(list)).toBe(0);
+      }
+    }
+  });
+});
