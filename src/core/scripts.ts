@@ -8,26 +8,27 @@ import type { Redis } from 'ioredis';
 
 const LUA_DIR = new URL('./lua/', import.meta.url);
 
-export const SCRIPT_NAMES = ['enqueue', 'dequeue', 'finish', 'promote', 'recover', 'extend'] as const;
-export type ScriptName = (typeof SCRIPT_NAMES)[number];
-
 interface LoadedScript {
   numberOfKeys: number;
   lua: string;
 }
 
-let cache: Map<ScriptName, LoadedScript> | undefined;
+let cache: Map<string, LoadedScript> | undefined;
 
-function loadScripts(): Map<ScriptName, LoadedScript> {
+/** Every `<name>-<numKeys>.lua` in ./lua, keyed by name; files starting with `_` are shared fragments. */
+function loadScripts(): Map<string, LoadedScript> {
   if (cache) return cache;
   const shared = readFileSync(new URL('_queue-keys.lua', LUA_DIR), 'utf8');
-  const files = readdirSync(LUA_DIR).filter((f) => /^[a-z]+-\d+\.lua$/.test(f));
-  const scripts = new Map<ScriptName, LoadedScript>();
-  for (const name of SCRIPT_NAMES) {
-    const file = files.find((f) => f.startsWith(`${name}-`));
-    if (!file) throw new Error(`missing Lua script for ${name} in ${LUA_DIR.pathname}`);
-    const numberOfKeys = Number(/-(\d+)\.lua$/.exec(file)?.[1]);
-    scripts.set(name, { numberOfKeys, lua: `${shared}\n${readFileSync(new URL(file, LUA_DIR), 'utf8')}` });
+  const scripts = new Map<string, LoadedScript>();
+  for (const file of readdirSync(LUA_DIR)) {
+    const match = /^([a-z][a-z-]*)-(\d+)\.lua$/.exec(file);
+    if (!match) continue;
+    const [, name, keys] = match as unknown as [string, string, string];
+    if (scripts.has(name)) throw new Error(`two Lua scripts named ${name} in ${LUA_DIR.pathname}`);
+    scripts.set(name, {
+      numberOfKeys: Number(keys),
+      lua: `${shared}\n${readFileSync(new URL(file, LUA_DIR), 'utf8')}`,
+    });
   }
   cache = scripts;
   return scripts;
@@ -38,30 +39,31 @@ const registered = new WeakSet<Redis>();
 type ScriptArg = string | number | Buffer;
 type ScriptCommand<T> = (...args: ScriptArg[]) => Promise<T>;
 
-function command<T>(redis: Redis, name: string): ScriptCommand<T> {
+function command<T>(redis: Redis, name: string, suffix: '' | 'Buffer'): ScriptCommand<T> {
+  const scripts = loadScripts();
+  if (!scripts.has(name)) throw new Error(`unknown Lua script ${name}`);
   if (!registered.has(redis)) {
-    for (const [scriptName, script] of loadScripts()) redis.defineCommand(`bananas_${scriptName}`, script);
+    for (const [scriptName, script] of scripts) redis.defineCommand(`bananas_${scriptName.replace(/-/g, '_')}`, script);
     registered.add(redis);
   }
-  return (redis as unknown as Record<string, ScriptCommand<T>>)[name]!.bind(redis);
+  const method = `bananas_${name.replace(/-/g, '_')}${suffix}`;
+  return (redis as unknown as Record<string, ScriptCommand<T>>)[method]!.bind(redis);
 }
 
-/** Runs one of the scripts on `redis` (registering them on first use). */
-export function runScript<T = unknown>(
-  redis: Redis,
-  name: ScriptName,
-  keys: string[],
-  args: ScriptArg[],
-): Promise<T> {
-  return command<T>(redis, `bananas_${name}`)(...keys, ...args);
+/**
+ * Runs the script `<name>-<n>.lua` on `redis` (registering all scripts on first use). `keys` are its
+ * KEYS, `args` its ARGV, as its header documents.
+ */
+export function runScript<T = unknown>(redis: Redis, name: string, keys: string[], args: ScriptArg[]): Promise<T> {
+  return command<T>(redis, name, '')(...keys, ...args);
 }
 
 /** Same as {@link runScript}, but replies come back as Buffers (documents keep their exact bytes). */
 export function runScriptBuffer<T = unknown>(
   redis: Redis,
-  name: ScriptName,
+  name: string,
   keys: string[],
   args: ScriptArg[],
 ): Promise<T> {
-  return command<T>(redis, `bananas_${name}Buffer`)(...keys, ...args);
+  return command<T>(redis, name, 'Buffer')(...keys, ...args);
 }

@@ -1,0 +1,43 @@
+/**
+ * Bounded-memory iteration over Redis data: SCAN (never KEYS) and list paging (never a whole list).
+ */
+import type { Redis } from 'ioredis';
+
+/** Yields batches of keys matching `pattern` (a SCAN glob; escape literal parts with escapeGlob). */
+export async function* scanKeys(
+  redis: Redis,
+  pattern: string,
+  options: { count?: number; type?: string } = {},
+): AsyncGenerator<string[]> {
+  let cursor = '0';
+  do {
+    const args: Array<string | number> = ['MATCH', pattern, 'COUNT', options.count ?? 1000];
+    if (options.type) args.push('TYPE', options.type);
+    const [next, keys] = (await redis.call('SCAN', cursor, ...args)) as [string, string[]];
+    cursor = next;
+    if (keys.length > 0) yield keys;
+  } while (cursor !== '0');
+}
+
+/**
+ * Yields pages of a list from index `start` (0 = leftmost). Entries moved by others while paging may be
+ * seen twice or missed: use it for reading, and confirm each entry in the script that changes it.
+ */
+export async function* pageList(
+  redis: Redis,
+  key: string,
+  options: { pageSize?: number; start?: number; limit?: number } = {},
+): AsyncGenerator<string[]> {
+  const pageSize = options.pageSize ?? 1000;
+  let index = options.start ?? 0;
+  let remaining = options.limit ?? Infinity;
+  while (remaining > 0) {
+    const size = Math.min(pageSize, remaining);
+    const page = await redis.lrange(key, index, index + size - 1);
+    if (page.length === 0) return;
+    yield page;
+    index += page.length;
+    remaining -= page.length;
+    if (page.length < size) return;
+  }
+}
