@@ -43,7 +43,8 @@ function command<T>(redis: Redis, name: string, suffix: '' | 'Buffer'): ScriptCo
   const scripts = loadScripts();
   if (!scripts.has(name)) throw new Error(`unknown Lua script ${name}`);
   if (!registered.has(redis)) {
-    for (const [scriptName, script] of scripts) redis.defineCommand(`bananas_${scriptName.replace(/-/g, '_')}`, script);
+    for (const [scriptName, script] of scripts)
+      redis.defineCommand(`bananas_${scriptName.replace(/-/g, '_')}`, script);
     registered.add(redis);
   }
   const method = `bananas_${name.replace(/-/g, '_')}${suffix}`;
@@ -54,7 +55,12 @@ function command<T>(redis: Redis, name: string, suffix: '' | 'Buffer'): ScriptCo
  * Runs the script `<name>-<n>.lua` on `redis` (registering all scripts on first use). `keys` are its
  * KEYS, `args` its ARGV, as its header documents.
  */
-export function runScript<T = unknown>(redis: Redis, name: string, keys: string[], args: ScriptArg[]): Promise<T> {
+export function runScript<T = unknown>(
+  redis: Redis,
+  name: string,
+  keys: string[],
+  args: ScriptArg[],
+): Promise<T> {
   return command<T>(redis, name, '')(...keys, ...args);
 }
 

@@ -32,7 +32,11 @@ export async function discoverReadyLists(redis: Redis, keys: Keys): Promise<Read
       found.push({ key, priority, routingKey, legacy: routingKey === 'default' });
     }
   }
-  found.sort((a, b) => a.routingKey.localeCompare(b.routingKey) || PRIORITIES.indexOf(a.priority) - PRIORITIES.indexOf(b.priority));
+  found.sort(
+    (a, b) =>
+      a.routingKey.localeCompare(b.routingKey) ||
+      PRIORITIES.indexOf(a.priority) - PRIORITIES.indexOf(b.priority),
+  );
   return [...lists, ...found];
 }
 
@@ -48,7 +52,12 @@ export interface JobPlace {
 }
 
 /** Every list or set under the prefix that references `id` (a job normally lives in exactly one). */
-export async function locateJob(redis: Redis, keys: Keys, id: string, readyLists?: ReadyList[]): Promise<JobPlace[]> {
+export async function locateJob(
+  redis: Redis,
+  keys: Keys,
+  id: string,
+  readyLists?: ReadyList[],
+): Promise<JobPlace[]> {
   const lists = readyLists ?? (await discoverReadyLists(redis, keys));
   const candidates: Array<{ kind: PlaceKind; key: string }> = [
     ...lists.map((l) => ({ kind: 'ready' as const, key: l.key })),
@@ -70,7 +79,11 @@ export async function locateJob(redis: Redis, keys: Keys, id: string, readyLists
   });
   const score = replies[2 * candidates.length]?.[1] as string | null;
   if (score !== null && score !== undefined) {
-    places.push({ kind: 'scheduled', key: keys.scheduled, runAt: new Date(Number(score) * 1000).toISOString() });
+    places.push({
+      kind: 'scheduled',
+      key: keys.scheduled,
+      runAt: new Date(Number(score) * 1000).toISOString(),
+    });
   }
   return places;
 }
