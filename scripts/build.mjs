@@ -6,9 +6,13 @@ import { cpSync, existsSync, renameSync, rmSync } from 'node:fs';
 const staging = `dist.build-${process.pid}`;
 const retired = `dist.old-${process.pid}`;
 try {
-  execFileSync(process.execPath, ['node_modules/typescript/bin/tsc', '-p', 'tsconfig.json', '--outDir', staging], {
-    stdio: 'inherit',
-  });
+  execFileSync(
+    process.execPath,
+    ['node_modules/typescript/bin/tsc', '-p', 'tsconfig.json', '--outDir', staging],
+    {
+      stdio: 'inherit',
+    },
+  );
 } catch {
   rmSync(staging, { recursive: true, force: true });
   process.exit(1);
