@@ -1,0 +1,258 @@
+/**
+ * Engine benchmark: bananas and BullMQ side by side on the same private redis-server (persistence off),
+ * alternating, each scenario several times; medians and the bananas/BullMQ ratio. Not part of npm test.
+ *
+ *   npm run bench                 # full run
+ *   BENCH_QUICK=1 npm run bench   # fewer jobs, for a smoke check
+ *
+ * BullMQ runs with its defaults; the only settings given are the ones both engines need to do the same
+ * work (connection, concurrency, the job priority for the high-priority latency test).
+ */
+import { spawn } from 'node:child_process';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { Queue as BullQueue } from 'bullmq';
+import { Redis } from 'ioredis';
+import { LocalRedisServer } from '../src/core/local-redis.js';
+import { Queue } from '../src/core/queue.js';
+import { machineInfo, median, percentile, printMachine } from './machine.js';
+
+type Engine = 'bananas' | 'bullmq';
+const ENGINES: Engine[] = ['bananas', 'bullmq'];
+const QUICK = process.env.BENCH_QUICK === '1';
+const REPS = Number(process.env.BENCH_REPS ?? 3);
+const N_ENQUEUE = QUICK ? 5_000 : 20_000;
+const N_BULK = QUICK ? 20_000 : 100_000;
+const N_PROCESS = QUICK ? 20_000 : 100_000;
+const N_PROCESS_C1 = QUICK ? 5_000 : 20_000;
+const PAYLOAD_1KB = { data: 'x'.repeat(1000) };
+
+const server = await LocalRedisServer.start();
+const url = server.url;
+const redis = new Redis(url);
+const bullConnection = { host: '127.0.0.1', port: server.port };
+
+interface Row {
+  scenario: string;
+  unit: string;
+  bananas: number[];
+  bullmq: number[];
+  /** true when higher is better */
+  higherIsBetter: boolean;
+}
+const rows: Row[] = [];
+function record(scenario: string, unit: string, engine: Engine, value: number, higherIsBetter = true): void {
+  let row = rows.find((r) => r.scenario === scenario);
+  if (!row) {
+    row = { scenario, unit, bananas: [], bullmq: [], higherIsBetter };
+    rows.push(row);
+  }
+  row[engine].push(value);
+  console.error(`  ${scenario} [${engine}]: ${value.toFixed(1)} ${unit}`);
+}
+
+async function fresh(): Promise<void> {
+  await redis.flushall();
+}
+
+async function pool<T>(items: T[], inFlight: number, fn: (item: T) => Promise<unknown>): Promise<void> {
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: inFlight }, async () => {
+      while (next < items.length) await fn(items[next++] as T);
+    }),
+  );
+}
+
+async function enqueueOneByOne(engine: Engine): Promise<void> {
+  await fresh();
+  const items = Array.from({ length: N_ENQUEUE }, (_, i) => i);
+  const start = performance.now();
+  if (engine === 'bananas') {
+    const queue = new Queue(redis);
+    await pool(items, 64, () => queue.enqueue('noop', PAYLOAD_1KB));
+  } else {
+    const queue = new BullQueue('bench', { connection: bullConnection });
+    await pool(items, 64, () => queue.add('noop', PAYLOAD_1KB));
+    await queue.close();
+  }
+  record(
+    'enqueue, 1 at a time, 64 in flight, 1 KB',
+    'jobs/s',
+    engine,
+    N_ENQUEUE / ((performance.now() - start) / 1000),
+  );
+}
+
+async function bulkEnqueue(engine: Engine, n: number, payload: unknown = PAYLOAD_1KB): Promise<number> {
+  const chunk = 1000;
+  const start = performance.now();
+  if (engine === 'bananas') {
+    const queue = new Queue(redis);
+    for (let i = 0; i < n; i += chunk) {
+      await queue.enqueueBatch(
+        Array.from({ length: Math.min(chunk, n - i) }, () => ({ name: 'noop', payload })),
+      );
+    }
+  } else {
+    const queue = new BullQueue('bench', { connection: bullConnection });
+    for (let i = 0; i < n; i += chunk) {
+      await queue.addBulk(
+        Array.from({ length: Math.min(chunk, n - i) }, () => ({ name: 'noop', data: payload })),
+      );
+    }
+    await queue.close();
+  }
+  return performance.now() - start;
+}
+
+function runChild(
+  args: string[],
+  onReady?: () => Promise<void>,
+): Promise<{ wall_ms: number; delays: number[]; rss_mib?: number }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ['--import', 'tsx', 'bench/worker-child.ts', ...args], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    let out = '';
+    child.stdout.on('data', (chunk: Buffer) => {
+      out += chunk.toString();
+      const lines = out.split('\n');
+      out = lines.pop() ?? '';
+      for (const line of lines) {
+        const msg = JSON.parse(line) as { ready?: boolean; wall_ms?: number };
+        if (msg.ready) void onReady?.().catch(reject);
+        else resolve(msg as { wall_ms: number; delays: number[]; rss_mib?: number });
+      }
+    });
+    child.on('exit', (code) => code !== 0 && reject(new Error(`worker child exited ${code}`)));
+  });
+}
+
+async function processQueued(engine: Engine, concurrency: number): Promise<void> {
+  await fresh();
+  const n = concurrency === 1 ? N_PROCESS_C1 : N_PROCESS;
+  await bulkEnqueue(engine, n, {});
+  const result = await runChild([engine, url, String(concurrency), 'drain', String(n)]);
+  record(
+    `process ${n.toLocaleString('en-US')} no-op jobs, concurrency ${concurrency}`,
+    'jobs/s',
+    engine,
+    n / (result.wall_ms / 1000),
+  );
+  if (concurrency === 200 && result.rss_mib)
+    record('worker peak RSS, concurrency 200', 'MiB', engine, result.rss_mib, false);
+}
+
+async function steadyLatency(engine: Engine): Promise<void> {
+  await fresh();
+  const rate = 2000;
+  const seconds = QUICK ? 2 : 5;
+  const total = rate * seconds;
+  const result = await runChild([engine, url, '50', 'latency', String(total)], async () => {
+    const queue = engine === 'bananas' ? new Queue(redis) : undefined;
+    const bull = engine === 'bullmq' ? new BullQueue('bench', { connection: bullConnection }) : undefined;
+    const start = performance.now();
+    let sent = 0;
+    while (sent < total) {
+      const due = Math.floor(((performance.now() - start) / 1000) * rate);
+      const batch: Array<Promise<unknown>> = [];
+      while (sent < Math.min(due, total)) {
+        const payload = { t: Date.now() };
+        batch.push(queue ? queue.enqueue('noop', payload) : bull!.add('noop', payload));
+        sent++;
+      }
+      await Promise.all(batch);
+      await new Promise((r) => setTimeout(r, 1));
+    }
+    await bull?.close();
+  });
+  record('steady 2,000 jobs/s: enqueue→start p50', 'ms', engine, percentile(result.delays, 50), false);
+  record('steady 2,000 jobs/s: enqueue→start p99', 'ms', engine, percentile(result.delays, 99), false);
+  record('steady 2,000 jobs/s: enqueue→start max', 'ms', engine, Math.max(...result.delays), false);
+}
+
+async function idleHighArrival(engine: Engine): Promise<void> {
+  await fresh();
+  const samples = QUICK ? 50 : 200;
+  const result = await runChild([engine, url, '10', 'latency', String(samples)], async () => {
+    const queue = engine === 'bananas' ? new Queue(redis) : undefined;
+    const bull = engine === 'bullmq' ? new BullQueue('bench', { connection: bullConnection }) : undefined;
+    await new Promise((r) => setTimeout(r, 300));
+    for (let i = 0; i < samples; i++) {
+      const payload = { t: Date.now() };
+      if (queue) await queue.enqueue('noop', payload, { priority: 'high' });
+      else await bull!.add('noop', payload, { priority: 1 });
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    await bull?.close();
+  });
+  record('idle worker, high job arrives: start p99', 'ms', engine, percentile(result.delays, 99), false);
+}
+
+async function memoryPerJob(engine: Engine): Promise<void> {
+  await fresh();
+  const used = async () => Number(/used_memory:(\d+)/.exec(await redis.info('memory'))?.[1]);
+  const before = await used();
+  await bulkEnqueue(engine, N_BULK);
+  const after = await used();
+  record('Redis memory per pending job, 1 KB payload', 'bytes', engine, (after - before) / N_BULK, false);
+}
+
+async function bulk(engine: Engine): Promise<void> {
+  await fresh();
+  const ms = await bulkEnqueue(engine, N_BULK);
+  record(
+    `bulk enqueue ${N_BULK.toLocaleString('en-US')} (batches of 1,000), 1 KB`,
+    'jobs/s',
+    engine,
+    N_BULK / (ms / 1000),
+  );
+}
+
+const info = machineInfo();
+printMachine(info);
+console.log(
+  `BullMQ: defaults; bananas: defaults. Redis: private redis-server, persistence off. ${REPS} runs each, alternating.`,
+);
+const scenarios: Array<(engine: Engine) => Promise<void>> = [
+  enqueueOneByOne,
+  bulk,
+  (e) => processQueued(e, 1),
+  (e) => processQueued(e, 50),
+  (e) => processQueued(e, 200),
+  steadyLatency,
+  idleHighArrival,
+  memoryPerJob,
+];
+for (const scenario of scenarios) {
+  for (let rep = 0; rep < REPS; rep++) {
+    const order = rep % 2 === 0 ? ENGINES : [...ENGINES].reverse();
+    for (const engine of order) await scenario(engine);
+  }
+}
+
+console.log('');
+console.log(`${'scenario'.padEnd(56)} ${'bananas'.padStart(12)} ${'BullMQ'.padStart(12)}  ratio`);
+const summary = rows.map((row) => {
+  const b = median(row.bananas);
+  const q = median(row.bullmq);
+  const ratio = row.higherIsBetter ? b / q : q / b;
+  console.log(
+    `${row.scenario.padEnd(56)} ${b.toFixed(1).padStart(12)} ${q.toFixed(1).padStart(12)}  ${ratio.toFixed(2)}x  (${row.unit}${row.higherIsBetter ? '' : ', lower is better'})`,
+  );
+  return {
+    scenario: row.scenario,
+    unit: row.unit,
+    bananas_median: b,
+    bullmq_median: q,
+    advantage: ratio,
+    runs: { bananas: row.bananas, bullmq: row.bullmq },
+  };
+});
+mkdirSync('bench/results', { recursive: true });
+const file = `bench/results/engine-${new Date().toISOString().replace(/[:.]/g, '-')}.json`;
+writeFileSync(file, `${JSON.stringify({ machine: info, quick: QUICK, reps: REPS, summary }, null, 2)}\n`);
+console.log(`\nresults: ${file} (advantage = how many times better bananas is; < 1 means worse)`);
+redis.disconnect();
+await server.destroy();
+process.exit(0);
