@@ -21,12 +21,10 @@ const [engine, redisUrl, concurrencyText, mode, countText] = process.argv.slice(
 const concurrency = Number(concurrencyText);
 const count = Number(countText);
 const delays: number[] = [];
-let started = 0;
 let firstStart = 0;
 
 function onStart(data: { t?: number } | undefined): void {
   if (firstStart === 0) firstStart = Date.now();
-  started++;
   if (mode === 'latency' && data?.t) delays.push(Date.now() - data.t);
 }
 
