@@ -4,6 +4,7 @@
  *
  *   npm run bench                 # full run
  *   BENCH_QUICK=1 npm run bench   # fewer jobs, for a smoke check
+ *   BENCH_ONLY=process50,latency BENCH_REPS=5 npm run bench
  *
  * BullMQ runs with its defaults; the only settings given are the ones both engines need to do the same
  * work (connection, concurrency, the job priority for the high-priority latency test).
@@ -214,16 +215,21 @@ printMachine(info);
 console.log(
   `BullMQ: defaults; bananas: defaults. Redis: private redis-server, persistence off. ${REPS} runs each, alternating.`,
 );
-const scenarios: Array<(engine: Engine) => Promise<void>> = [
-  enqueueOneByOne,
+const allScenarios: Record<string, (engine: Engine) => Promise<void>> = {
+  enqueue: enqueueOneByOne,
   bulk,
-  (e) => processQueued(e, 1),
-  (e) => processQueued(e, 50),
-  (e) => processQueued(e, 200),
-  steadyLatency,
-  idleHighArrival,
-  memoryPerJob,
-];
+  process1: (e) => processQueued(e, 1),
+  process50: (e) => processQueued(e, 50),
+  process200: (e) => processQueued(e, 200),
+  latency: steadyLatency,
+  idle: idleHighArrival,
+  memory: memoryPerJob,
+};
+// BENCH_ONLY=process50,latency runs a subset.
+const only = process.env.BENCH_ONLY?.split(',');
+const scenarios = Object.entries(allScenarios)
+  .filter(([name]) => !only || only.includes(name))
+  .map(([, run]) => run);
 for (const scenario of scenarios) {
   for (let rep = 0; rep < REPS; rep++) {
     const order = rep % 2 === 0 ? ENGINES : [...ENGINES].reverse();

@@ -257,6 +257,8 @@ export class Worker {
       const free = this.options.concurrency - this.running;
       if (free <= 0) {
         await new Promise<void>((resolve) => (this.slotWaiter = resolve));
+        // Let the other jobs finishing in this tick free their slots too: one fetch then takes them all.
+        await new Promise((resolve) => setImmediate(resolve));
         continue;
       }
       try {
