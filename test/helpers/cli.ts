@@ -93,6 +93,10 @@ export interface CliProcess {
   child: ChildProcess;
   /** Resolves when the process has exited and its output is closed. */
   done: Promise<CliResult>;
+  /** stdout and stderr so far, interleaved as they arrived. */
+  output: () => string;
+  /** Resolves when `text` has appeared in stdout or stderr; rejects with the output tail on timeout. */
+  waitForOutput: (text: string | RegExp, timeoutMs?: number) => Promise<void>;
 }
 
 /** Starts `node <bin> ...args`; it is killed with SIGKILL after `timeoutMs` (reported as timedOut). */
@@ -105,8 +109,17 @@ export function startCli(bin: string, args: string[], options: RunOptions = {}):
   let stdout = '';
   let stderr = '';
   let timedOut = false;
-  child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString('utf8')));
-  child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString('utf8')));
+  let combined = '';
+  const listeners = new Set<() => void>();
+  const collect = (stream: 'stdout' | 'stderr') => (chunk: Buffer) => {
+    const text = chunk.toString('utf8');
+    if (stream === 'stdout') stdout += text;
+    else stderr += text;
+    combined += text;
+    for (const listener of listeners) listener();
+  };
+  child.stdout.on('data', collect('stdout'));
+  child.stderr.on('data', collect('stderr'));
   const timer = setTimeout(() => {
     timedOut = true;
     child.kill('SIGKILL');
@@ -121,7 +134,23 @@ export function startCli(bin: string, args: string[], options: RunOptions = {}):
       resolve({ code, signal, stdout, stderr, timedOut });
     });
   });
-  return { child, done };
+  const waitForOutput = (text: string | RegExp, timeoutMs = 15_000) =>
+    new Promise<void>((resolve, reject) => {
+      const matches = () => (typeof text === 'string' ? combined.includes(text) : text.test(combined));
+      if (matches()) return resolve();
+      const check = () => {
+        if (!matches()) return;
+        clearTimeout(timer);
+        listeners.delete(check);
+        resolve();
+      };
+      const timer = setTimeout(() => {
+        listeners.delete(check);
+        reject(new Error(`timed out waiting for ${String(text)} in output:\n${combined.slice(-2000)}`));
+      }, timeoutMs);
+      listeners.add(check);
+    });
+  return { child, done, output: () => combined, waitForOutput };
 }
 
 /** Runs `node <bin> ...args` to completion. */

@@ -4,10 +4,10 @@
  * own redis-server.
  */
 import type { Redis } from 'ioredis';
-import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { Queue } from '../../src/core/queue.js';
 import { freshPrefix, rawClient, waitFor } from '../helpers/context.js';
-import { assertBuilt, startCli, type CliProcess } from '../helpers/processes.js';
+import { cleanEnv, snapshotBuild, startCli, type CliProcess } from '../helpers/cli.js';
 import { RedisServer } from '../helpers/redis-server.js';
 
 const HANDLERS = 'test/fixtures/handlers/recording.mjs';
@@ -18,7 +18,13 @@ let prefix: string;
 let queue: Queue;
 const processes: CliProcess[] = [];
 
-beforeAll(() => assertBuilt());
+let build: Awaited<ReturnType<typeof snapshotBuild>>;
+
+beforeAll(async () => {
+  build = await snapshotBuild();
+});
+
+afterAll(() => build.remove());
 
 beforeEach(async () => {
   server = await RedisServer.start();
@@ -38,8 +44,12 @@ afterEach(async () => {
 
 function worker(args: string[] = []): CliProcess {
   const p = startCli(
+    build.bin,
     ['worker', 'start', '--handlers', HANDLERS, '--prefix', prefix, '--log-format', 'json', ...args],
-    { REDIS_URL: server.url, TEST_REDIS_URL: server.url, TEST_PREFIX: prefix },
+    {
+      env: cleanEnv({ REDIS_URL: server.url, TEST_REDIS_URL: server.url, TEST_PREFIX: prefix }),
+      timeoutMs: 120_000,
+    },
   );
   processes.push(p);
   return p;
@@ -54,7 +64,7 @@ describe('worker processes', () => {
     await waitFor(async () => (await redis.llen(`${prefix}test:started`)) === 4, 15_000, 'jobs to start');
     expect(await redis.llen(queue.keys.processing)).toBe(4);
     first.child.kill('SIGKILL');
-    await first.exited;
+    await first.done;
     const killedAt = Date.now();
     // The second worker runs short jobs: rewrite nothing, just let it take the recovered ids.
     const second = worker(['--lease', '2s', '--concurrency', '4']);
@@ -76,7 +86,7 @@ describe('worker processes', () => {
     const w = worker(['--shutdown-timeout', '1s']);
     await waitFor(async () => (await redis.llen(`${prefix}test:started`)) === 1, 15_000, 'job start');
     w.child.kill('SIGTERM');
-    expect(await w.exited).toBe(0);
+    expect((await w.done).code).toBe(0);
     expect(w.output()).toContain('Shutdown timeout: unfinished jobs returned to their queue');
     expect(await redis.lrange(queue.keys.queue('normal'), 0, -1)).toEqual([job.id]);
     expect(await redis.llen(queue.keys.processing)).toBe(0);
@@ -154,7 +164,7 @@ describe('worker processes', () => {
     await w.waitForOutput('Worker stopping');
     const secondAt = Date.now();
     w.child.kill('SIGTERM');
-    expect(await w.exited).toBe(143);
+    expect((await w.done).code).toBe(143);
     expect(Date.now() - secondAt).toBeLessThan(2000);
     expect(await redis.lrange(queue.keys.processing, 0, -1)).toEqual([job.id]);
   });
@@ -167,12 +177,9 @@ describe('worker processes', () => {
     queue = new Queue(redis, { prefix });
     const url = `redis://:pw-s3cret-123@127.0.0.1:${server.port}`;
     const p = startCli(
+      build.bin,
       ['worker', 'start', '--handlers', HANDLERS, '--prefix', prefix, '--log-format', 'json'],
-      {
-        REDIS_URL: url,
-        TEST_REDIS_URL: url,
-        TEST_PREFIX: prefix,
-      },
+      { env: cleanEnv({ REDIS_URL: url, TEST_REDIS_URL: url, TEST_PREFIX: prefix }), timeoutMs: 120_000 },
     );
     processes.push(p);
     await p.waitForOutput('Worker starting');
@@ -183,7 +190,7 @@ describe('worker processes', () => {
       'job',
     );
     p.child.kill('SIGTERM');
-    expect(await p.exited).toBe(0);
+    expect((await p.done).code).toBe(0);
     expect(p.output()).toContain('127.0.0.1');
     expect(p.output()).not.toContain('pw-s3cret-123');
   });
