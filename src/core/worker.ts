@@ -589,7 +589,8 @@ export class Worker {
     this.slotWaiter?.();
     const deadline = Date.now() + this.options.shutdownTimeoutMs;
     while (this.running > 0 && Date.now() < deadline) await sleep(Math.min(50, deadline - Date.now()));
-    await this.loop?.catch(() => undefined);
+    // The fetch loop ends at its next step; with Redis unreachable that step may never come.
+    await Promise.race([this.loop?.catch(() => undefined), sleep(Math.max(1000, deadline - Date.now()))]);
     const unfinished = [...this.held.values()].filter((h) => !h.decided);
     for (const held of unfinished) this.release(held);
     if (unfinished.length > 0) {

@@ -128,6 +128,18 @@ describe('worker processes', () => {
     expect(await redis.llen(queue.keys.dead)).toBe(0);
   });
 
+  it('stops on SIGTERM even while Redis is unreachable', async () => {
+    const w = worker(['--shutdown-timeout', '1s']);
+    await w.waitForOutput('Worker starting');
+    await waitFor(async () => (await redis.zcard(queue.keys.workers)) === 1, 15_000, 'registration');
+    await server.stop();
+    await w.waitForOutput('Redis connection error - retrying with backoff');
+    const signalledAt = Date.now();
+    w.child.kill('SIGTERM');
+    expect((await w.done).code).toBe(0);
+    expect(Date.now() - signalledAt).toBeLessThan(12_000);
+  });
+
   it('logs System metrics with the runbook fields on its interval, as JSON lines', async () => {
     const w = worker(['--metrics-interval', '300ms']);
     const job = await queue.enqueue('quick');
