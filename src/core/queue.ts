@@ -320,6 +320,24 @@ export class Queue {
     );
   }
 
+  /**
+   * Expires the leases `workerId` holds on jobs it does not track (`heldIds`), e.g. after a dequeue whose
+   * reply was lost in a connection drop; the next {@link recoverExpiredLeases} returns them to their queue.
+   */
+  async abandonUntrackedLeases(workerId: string, heldIds: ReadonlySet<string>): Promise<string[]> {
+    const owners = await this.redis.hgetall(this.keys.leaseOwners);
+    const untracked = Object.entries(owners)
+      .filter(([id, owner]) => owner === workerId && !heldIds.has(id))
+      .map(([id]) => id);
+    if (untracked.length === 0) return [];
+    return runScript<string[]>(
+      this.redis,
+      'abandon',
+      [this.keys.leases, this.keys.leaseOwners],
+      [workerId, ...untracked],
+    );
+  }
+
   /** The ready lists a worker serving these priorities and routes consumes, priority-major. */
   listsServed(priorities: readonly Priority[], routingKeys: readonly string[]): string[] {
     const lists: string[] = [];

@@ -178,7 +178,10 @@ export class Worker {
       connectionName: 'bananas-worker',
       onRetry: ({ attempt, delayMs }) =>
         this.logger.warn({ attempt, retry_in_ms: delayMs }, 'Redis connection error - retrying with backoff'),
-      onRecovered: ({ downMs }) => this.logger.info({ down_ms: downMs }, 'Redis connection recovered'),
+      onRecovered: ({ downMs }) => {
+        this.logger.info({ down_ms: downMs }, 'Redis connection recovered');
+        void this.reconcileAfterReconnect();
+      },
     });
     this.blocking = createRedis({ ...connection, connectionName: 'bananas-worker-wait' });
     this.queue = new Queue(this.redis, { prefix: options.prefix, ttl: options.ttl });
@@ -306,6 +309,25 @@ export class Worker {
     const recovered = await this.queue.recoverExpiredLeases();
     for (const { id, owner } of recovered) {
       this.logger.warn({ job_id: id, previous_owner: owner }, 'Lease expired; job returned to its queue');
+    }
+  }
+
+  /**
+   * A command whose reply was lost in the drop may have run: a dequeue then left jobs under this worker's
+   * lease that it does not know about. Hand them back now instead of after the lease expires.
+   */
+  private async reconcileAfterReconnect(): Promise<void> {
+    try {
+      await this.flushing;
+      const abandoned = await this.queue.abandonUntrackedLeases(this.id, new Set(this.held.keys()));
+      if (abandoned.length === 0) return;
+      await this.queue.recoverExpiredLeases();
+      this.logger.warn(
+        { jobs: abandoned },
+        'Jobs taken in a dequeue whose reply was lost were returned to their queue',
+      );
+    } catch (err) {
+      this.logger.error({ err: errorMessage(err) }, 'Reconciling leases after reconnect failed');
     }
   }
 
@@ -489,7 +511,7 @@ export class Worker {
             if (!ok) {
               this.logger.warn(
                 { job_id: entry.id },
-                'Lease lost before the job was settled; another worker owns it now',
+                'Lease no longer held when settling: already settled by a resent command, or recovered by another worker (then it may run again)',
               );
             }
           });
