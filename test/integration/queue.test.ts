@@ -948,6 +948,22 @@ describe('extendLeases', () => {
   });
 });
 
+describe('abandonUntrackedLeases', () => {
+  it("expires only the worker's leases on ids it does not track; recovery then requeues them", async () => {
+    const { job: tracked } = await enqueueAndTake('j', { workerId: 'w1', leaseMs: 60_000 });
+    const { job: lostReply } = await enqueueAndTake('j', { workerId: 'w1', leaseMs: 60_000 });
+    const { job: other } = await enqueueAndTake('j', { workerId: 'w2', leaseMs: 60_000 });
+
+    expect(await queue.abandonUntrackedLeases('w1', new Set([tracked.id]))).toEqual([lostReply.id]);
+    expect(await raw.zscore(k('processing:leases'), lostReply.id)).toBe('0');
+    const recovered = await queue.recoverExpiredLeases();
+    expect(recovered).toEqual([{ id: lostReply.id, owner: 'w1' }]);
+    expect(await list(k('queue:normal'))).toEqual([lostReply.id]);
+    expect((await list(k('queue:processing'))).sort()).toEqual([tracked.id, other.id].sort());
+    expect(await queue.abandonUntrackedLeases('w3', new Set())).toEqual([]);
+  });
+});
+
 // ---------------------------------------------------------------------------------------------------
 // Documents written by the original producers
 // ---------------------------------------------------------------------------------------------------
