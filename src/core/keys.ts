@@ -141,6 +141,14 @@ export class Keys {
     return `${this.prefix}stats:minute:${minute}`;
   }
 
+  /**
+   * Temporary working keys of one `scan corrupt` run (`<prefix>scan:<run-id>:<part>`): reference index,
+   * candidate sets, repair plan. They carry a TTL and are deleted when the run ends.
+   */
+  scanTemp(runId: string, part: string): string {
+    return `${this.prefix}scan:${runId}:${part}`;
+  }
+
   schedule(scheduleId: string): string {
     return `${this.prefix}schedules:${scheduleId}`;
   }
