@@ -1,0 +1,53 @@
+--[[
+  Returns stuck jobs from processing to the head of their ready list (RPUSH: they run next), like the
+  workers' lease recovery (recover-3.lua), for the ids the operator's `processing recover` (or
+  `scan corrupt --repair`) chose. Each id is re-checked here, at move time: it must still be in processing
+  with exactly the lease (deadline and owner) the caller saw, and, when given, the same document bytes
+  (an original worker finishing the job rewrites its document before it removes the id). Ids that fail a
+  check are left alone.
+
+  KEYS[1]  processing list
+  KEYS[2]  leases sorted set
+  KEYS[3]  lease owners hash
+  ARGV[1]  key prefix ("bananas:")
+  ARGV[2]  number of ids n, then n groups of 4:
+             id,
+             expected lease deadline as ZSCORE returned it ('' = expect no lease),
+             expected owner ('' = expect none),
+             expected document SHA-1 hex ('' = do not check; '-' = expect no document)
+  Returns  an array of n: the ready list the id was pushed on, or 0 when the state changed
+]]
+local processing, leases, owners = KEYS[1], KEYS[2], KEYS[3]
+local prefix, n = ARGV[1], tonumber(ARGV[2])
+local out = {}
+local woken = {}
+for i = 0, n - 1 do
+  local b = 3 + i * 4
+  local id, deadline, owner, sha = ARGV[b], ARGV[b + 1], ARGV[b + 2], ARGV[b + 3]
+  local ok = redis.call('LPOS', processing, id) ~= false
+  if ok then ok = (redis.call('ZSCORE', leases, id) or '') == deadline end
+  if ok then ok = (redis.call('HGET', owners, id) or '') == owner end
+  -- pcall: a job key of the wrong type reads as no document instead of failing the whole batch.
+  local doc = redis.pcall('GET', prefix .. 'job:' .. id)
+  if type(doc) == 'table' then doc = false end
+  if ok and sha ~= '' then
+    if sha == '-' then ok = doc == false else ok = doc ~= false and redis.sha1hex(doc) == sha end
+  end
+  if ok then
+    redis.call('LREM', processing, 0, id)
+    redis.call('ZREM', leases, id)
+    redis.call('HDEL', owners, id)
+    local priority, routingKey = bananasRouteOf(doc)
+    local list = bananasReadyList(prefix, priority, routingKey)
+    redis.call('RPUSH', list, id)
+    local signal = bananasSignal(prefix, routingKey)
+    if not woken[signal] then
+      woken[signal] = true
+      bananasWake(signal)
+    end
+    out[#out + 1] = list
+  else
+    out[#out + 1] = 0
+  end
+end
+return out

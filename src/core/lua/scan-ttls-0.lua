@@ -1,0 +1,12 @@
+--[[
+  `scan corrupt`: the PTTL of each of a batch of job document keys, in one call (PTTL has no multi-key
+  form; one script costs far less than a thousand pipelined commands on the client). Read-only.
+
+  ARGV[1..] job document keys
+  Returns  their PTTLs, in order (-2: no such key, -1: no TTL)
+]]
+local out = {}
+for i = 1, #ARGV do
+  out[i] = redis.call('PTTL', ARGV[i])
+end
+return out
