@@ -925,6 +925,17 @@ describe('recoverExpiredLeases', () => {
   });
 });
 
+describe('recoverExpiredLeases with a stale lease', () => {
+  it('only drops a lease whose id is no longer in processing, and queues nothing', async () => {
+    const { job } = await enqueueAndTake('j', { workerId: 'w1', leaseMs: 1 });
+    await raw.lrem(k('queue:processing'), 0, job.id); // taken out by hand, as the runbook does
+    expect(await queue.recoverExpiredLeases(1000, new Date(Date.now() + 60_000))).toEqual([]);
+    expect(await raw.zcard(k('processing:leases'))).toBe(0);
+    expect(await raw.hlen(k('processing:owners'))).toBe(0);
+    expect(await list(k('queue:normal'))).toEqual([]);
+  });
+});
+
 describe('extendLeases', () => {
   it('extends only the leases the worker holds and returns the others', async () => {
     const { job: a } = await enqueueAndTake('j', { workerId: 'w1', leaseMs: 10_000 });

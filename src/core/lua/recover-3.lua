@@ -9,7 +9,8 @@
   ARGV[1]  key prefix ("bananas:")
   ARGV[2]  now, Unix ms
   ARGV[3]  most jobs to recover in this call
-  Returns  a flat array of pairs: id, worker id that held the lease
+  A lease whose id is no longer in processing is removed without moving anything.
+  Returns  a flat array of pairs: id, worker id that held the lease (the ids returned to a queue)
 ]]
 local processing, leases, owners = KEYS[1], KEYS[2], KEYS[3]
 local prefix, now, limit = ARGV[1], ARGV[2], tonumber(ARGV[3])
@@ -20,15 +21,17 @@ for _, id in ipairs(expired) do
   local previousOwner = redis.call('HGET', owners, id) or ''
   redis.call('ZREM', leases, id)
   redis.call('HDEL', owners, id)
-  redis.call('LREM', processing, -1, id)
-  local priority, routingKey = bananasRouteOf(redis.call('GET', prefix .. 'job:' .. id))
-  redis.call('RPUSH', bananasReadyList(prefix, priority, routingKey), id)
-  local signal = bananasSignal(prefix, routingKey)
-  if not woken[signal] then
-    woken[signal] = true
-    bananasWake(signal)
+  -- An id someone already took out of processing (an operator, a delete) only loses its stale lease.
+  if redis.call('LREM', processing, -1, id) > 0 then
+    local priority, routingKey = bananasRouteOf(redis.call('GET', prefix .. 'job:' .. id))
+    redis.call('RPUSH', bananasReadyList(prefix, priority, routingKey), id)
+    local signal = bananasSignal(prefix, routingKey)
+    if not woken[signal] then
+      woken[signal] = true
+      bananasWake(signal)
+    end
+    out[#out + 1] = id
+    out[#out + 1] = previousOwner
   end
-  out[#out + 1] = id
-  out[#out + 1] = previousOwner
 end
 return out
