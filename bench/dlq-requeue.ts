@@ -8,13 +8,13 @@
  * polled from /proc), checks that every job moved exactly once, and prints the machine. Targets: ≤ 20 s,
  * ≤ 200 MB. Not part of `npm test`.
  */
-import { spawn } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
 import { Keys } from '../src/core/keys.js';
 import { LocalRedisServer } from '../src/core/local-redis.js';
+import { cpuModel, runMeasured } from './machine.js';
 
 const ROOT = fileURLToPath(new URL('../', import.meta.url));
 const PREFIX = 'bench:';
@@ -28,27 +28,6 @@ const SAMPLE_ID = idOf(7);
 
 function idOf(i: number): string {
   return `00000000-0000-4000-8000-${i.toString(16).padStart(12, '0')}`;
-}
-
-function cpuModel(): string {
-  try {
-    const line = readFileSync('/proc/cpuinfo', 'utf8')
-      .split('\n')
-      .find((l) => l.startsWith('model name'));
-    if (line) return line.split(':')[1]?.trim() ?? 'unknown';
-  } catch {
-    // not Linux
-  }
-  return cpus()[0]?.model ?? 'unknown';
-}
-
-function peakRssKb(pid: number): number | undefined {
-  try {
-    const match = /^VmHWM:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-    return match ? Number(match[1]) : undefined;
-  } catch {
-    return undefined;
-  }
 }
 
 /** A dead job as the Go service leaves it: status failed, attempts exhausted, about 300 bytes. */
@@ -103,9 +82,7 @@ async function main(): Promise<void> {
     );
 
     const load = loadavg()[0]!.toFixed(2);
-    const started = process.hrtime.bigint();
-    const child = spawn(
-      process.execPath,
+    const { code, seconds, peak, stdout, stderr } = await runMeasured(
       [
         `${ROOT}bin/run.js`,
         'dlq',
@@ -118,20 +95,8 @@ async function main(): Promise<void> {
         '--prefix',
         PREFIX,
       ],
-      { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, NO_COLOR: '1' } },
+      ROOT,
     );
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
-    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-    let peakKb = 0;
-    const poll = setInterval(() => {
-      const kb = child.pid === undefined ? undefined : peakRssKb(child.pid);
-      if (kb !== undefined) peakKb = Math.max(peakKb, kb);
-    }, 20);
-    const code = await new Promise<number | null>((resolve) => child.on('exit', (c) => resolve(c)));
-    clearInterval(poll);
-    const seconds = Number(process.hrtime.bigint() - started) / 1e9;
     if (code !== 0) throw new Error(`requeue exited ${code}: ${stderr.trim()}`);
     const result = JSON.parse(stdout) as { requeued: number };
 
@@ -153,7 +118,6 @@ async function main(): Promise<void> {
     const ok =
       result.requeued === JOBS && dead === 0 && ready === JOBS && sample.attempts === 0 && ttl === -1;
 
-    const mb = peakKb / 1024;
     console.log(
       `requeued ${result.requeued.toLocaleString('en-US')} jobs: ${ok ? 'all moved once, attempts 0, no TTL' : 'CHECK FAILED'}`,
     );
@@ -162,8 +126,8 @@ async function main(): Promise<void> {
       `wall time      ${seconds.toFixed(2)} s  (target ≤ ${TARGET_SECONDS} s)  ${seconds <= TARGET_SECONDS ? 'OK' : 'OVER'}`,
     );
     console.log(
-      peakKb > 0
-        ? `peak RSS       ${mb.toFixed(0)} MB  (target ≤ ${TARGET_MB} MB)  ${mb <= TARGET_MB ? 'OK' : 'OVER'}`
+      peak > 0
+        ? `peak RSS       ${peak.toFixed(0)} MB  (target ≤ ${TARGET_MB} MB)  ${peak <= TARGET_MB ? 'OK' : 'OVER'}`
         : 'peak RSS       not measured (no /proc/<pid>/status on this system)',
     );
     console.log(

@@ -1,5 +1,5 @@
 /** The machine a benchmark ran on: printed at the top of every benchmark's output. */
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
 
@@ -11,16 +11,20 @@ export interface MachineInfo {
   redis_server: string;
 }
 
-export function machineInfo(): MachineInfo {
-  let cpuModel = cpus()[0]?.model ?? 'unknown';
+/** The CPU model, from /proc/cpuinfo on Linux (os.cpus() elsewhere). */
+export function cpuModel(): string {
   try {
     const line = readFileSync('/proc/cpuinfo', 'utf8')
       .split('\n')
       .find((l) => l.startsWith('model name'));
-    if (line) cpuModel = line.split(':')[1]!.trim();
+    if (line) return line.split(':')[1]!.trim();
   } catch {
-    // not Linux: keep os.cpus()
+    // not Linux: use os.cpus()
   }
+  return cpus()[0]?.model ?? 'unknown';
+}
+
+export function machineInfo(): MachineInfo {
   let redis = 'unknown';
   try {
     redis = execFileSync('redis-server', ['--version'], { encoding: 'utf8' }).trim();
@@ -28,7 +32,7 @@ export function machineInfo(): MachineInfo {
     // not installed
   }
   return {
-    cpu_model: cpuModel,
+    cpu_model: cpuModel(),
     cores: cpus().length,
     memory_gb: Math.round(totalmem() / 2 ** 30),
     node: process.version,
@@ -62,4 +66,36 @@ export function median(values: number[]): number {
 export function percentile(values: number[], p: number): number {
   const sorted = [...values].sort((a, b) => a - b);
   return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!;
+}
+
+export interface MeasuredRun {
+  code: number | null;
+  /** Wall time. */
+  seconds: number;
+  /** Peak RSS (VmHWM) in MiB, polled every 20 ms; 0 when /proc is not available. */
+  peak: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs `node <args>` as a child (NO_COLOR set), collecting its output and polling its peak RSS until it exits. */
+export async function runMeasured(args: string[], cwd: string): Promise<MeasuredRun> {
+  const t0 = performance.now();
+  const child = spawn(process.execPath, args, {
+    cwd,
+    env: { ...process.env, NO_COLOR: '1' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let peak = 0;
+  const poll = setInterval(() => {
+    const rss = child.pid ? peakRssMiB(child.pid) : undefined;
+    if (rss !== undefined) peak = Math.max(peak, rss);
+  }, 20);
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (c: Buffer) => (stdout += c.toString('utf8')));
+  child.stderr.on('data', (c: Buffer) => (stderr += c.toString('utf8')));
+  const code = await new Promise<number | null>((resolve) => child.on('close', (c) => resolve(c)));
+  clearInterval(poll);
+  return { code, seconds: (performance.now() - t0) / 1000, peak, stdout, stderr };
 }

@@ -11,14 +11,13 @@
  *
  * Targets: ≤ 30 s wall time, ≤ 200 MB peak RSS for 1,000,000 documents.
  */
-import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
 import { LocalRedisServer } from '../src/core/local-redis.js';
-import { machineInfo, peakRssMiB, printMachine } from './machine.js';
+import { machineInfo, printMachine, runMeasured, type MeasuredRun } from './machine.js';
 
 const ROOT = fileURLToPath(new URL('../', import.meta.url));
 const BIN = `${ROOT}bin/run.js`;
@@ -269,23 +268,6 @@ try {
 }
 
 /** Runs the built CLI as a child, polling its peak RSS (VmHWM) until it exits. */
-async function runChild(args: string[]) {
-  const t0 = performance.now();
-  const child = spawn(process.execPath, [BIN, ...args], {
-    cwd: ROOT,
-    env: { ...process.env, NO_COLOR: '1' },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let peak = 0;
-  const poll = setInterval(() => {
-    const rss = child.pid ? peakRssMiB(child.pid) : undefined;
-    if (rss !== undefined) peak = Math.max(peak, rss);
-  }, 20);
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (c: Buffer) => (stdout += c.toString('utf8')));
-  child.stderr.on('data', (c: Buffer) => (stderr += c.toString('utf8')));
-  const code = await new Promise<number | null>((resolve) => child.on('close', (c) => resolve(c)));
-  clearInterval(poll);
-  return { code, seconds: (performance.now() - t0) / 1000, peak, stdout, stderr };
+function runChild(args: string[]): Promise<MeasuredRun> {
+  return runMeasured([BIN, ...args], ROOT);
 }

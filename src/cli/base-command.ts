@@ -10,6 +10,8 @@ import { BananasError, errorMessage } from '../core/errors.js';
 import { DEFAULT_PREFIX } from '../core/keys.js';
 import { passwordOf, redactSecrets } from '../core/redact.js';
 import { ExitCode, exitCodeFor } from './exit-codes.js';
+import { startProgress, type Progress } from './progress.js';
+import { interruptOnSignals } from './signals.js';
 
 export type BaseFlags<T extends typeof Command> = Interfaces.InferredFlags<
   (typeof BananasCommand)['baseFlags'] & T['flags']
@@ -72,6 +74,41 @@ export abstract class BananasCommand<T extends typeof Command> extends Command {
   /** Human output goes to stdout unless --json is set (then only the JSON document is printed). */
   protected print(text: string): void {
     if (!this.jsonEnabled()) this.log(text);
+  }
+
+  /** Runs `work` with a progress spinner on stderr (see startProgress), stopped when it ends. */
+  protected async withProgress<T>(label: string, work: (progress: Progress) => Promise<T>): Promise<T> {
+    const progress = startProgress(label, { json: this.jsonEnabled() });
+    try {
+      return await work(progress);
+    } finally {
+      progress.stop();
+    }
+  }
+
+  /**
+   * Runs an operation that stops at a safe point on SIGINT/SIGTERM: `work` gets the signal to pass on
+   * (a second signal exits at once). Then `progress` is stopped and `render(result)` printed; an
+   * interrupted result is also written as JSON with --json, and the command exits 130 (SIGINT) or 143.
+   */
+  protected async runInterruptible<R extends { interrupted: boolean }>(
+    work: (signal: AbortSignal) => Promise<R>,
+    options: { progress: { stop(): void }; render: (result: R) => string },
+  ): Promise<R> {
+    const interruption = interruptOnSignals();
+    let result: R;
+    try {
+      result = await work(interruption.signal);
+    } finally {
+      interruption.dispose();
+      options.progress.stop();
+    }
+    this.print(options.render(result));
+    if (result.interrupted) {
+      if (this.jsonEnabled()) this.logJson(result);
+      this.exit(interruption.exitCode() ?? 130);
+    }
+    return result;
   }
 
   protected override async catch(err: Error & { exitCode?: number }): Promise<unknown> {

@@ -3,6 +3,7 @@
  * (and never with --json, so stdout stays one JSON document).
  */
 import ora, { type Ora } from 'ora';
+import { formatCount } from './render.js';
 
 export interface Progress {
   /** Reports the running total. */
@@ -19,11 +20,32 @@ export function startProgress(label: string, options: { json: boolean }): Progre
     update(done, total) {
       const seconds = Math.max(0.001, (Date.now() - started) / 1000);
       const rate = Math.round(done / seconds);
-      spinner.text = `${label}: ${done.toLocaleString('en-US')}${total !== undefined ? ` / ${total.toLocaleString('en-US')}` : ''} (${rate.toLocaleString('en-US')}/s)`;
+      spinner.text = `${label}: ${formatCount(done)}${total !== undefined ? ` / ${formatCount(total)}` : ''} (${formatCount(rate)}/s)`;
     },
     stop(finalText) {
       if (finalText) spinner.succeed(finalText);
       else spinner.stop();
+    },
+  };
+}
+
+/** One spinner per phase of a multi-phase operation, each started on its first update; stop() stops them all. */
+export function startPhasedProgress<P extends string>(
+  labels: Record<P, string>,
+  options: { json: boolean },
+): { update(phase: P, done: number, total?: number): void; stop(): void } {
+  const started = new Map<P, Progress>();
+  return {
+    update(phase, done, total) {
+      let progress = started.get(phase);
+      if (!progress) {
+        progress = startProgress(labels[phase], options);
+        started.set(phase, progress);
+      }
+      progress.update(done, total);
+    },
+    stop() {
+      for (const progress of started.values()) progress.stop();
     },
   };
 }

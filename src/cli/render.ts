@@ -13,3 +13,8 @@ export function table(head: string[], rows: Array<Array<string | number>>): stri
   for (const row of rows) t.push(row.map(String));
   return t.toString();
 }
+
+/** A count as the reports print it: `1,234,567`. */
+export function formatCount(value: number): string {
+  return value.toLocaleString('en-US');
+}

@@ -1,6 +1,9 @@
-/** Flags shared by destructive commands. */
-import { Flags } from '@oclif/core';
+/** Flags and arguments shared by several commands. */
+import { Args, Flags } from '@oclif/core';
+import { DEFAULT_WINDOW_MINUTES } from '../inspector/stats.js';
+import { durationFlag } from './flags.js';
 
+/** Flags of the commands that change state. */
 export const destructiveFlags = {
   yes: Flags.boolean({
     char: 'y',
@@ -8,3 +11,15 @@ export const destructiveFlags = {
   }),
   'dry-run': Flags.boolean({ summary: 'Show exactly what would change, change nothing' }),
 };
+
+/** The job id argument of the `job` commands. */
+export const jobIdArgs = {
+  id: Args.string({ description: "Job id ('' for the original cron job)", required: true }),
+};
+
+/** `--window` of the commands that report the error rate (pass it to windowMinutesFromMs). */
+export const errorRateWindowFlag = durationFlag({
+  default: DEFAULT_WINDOW_MINUTES * 60_000,
+  defaultHelp: async () => '5m',
+  summary: 'Error-rate window, whole minutes up to 2h',
+});

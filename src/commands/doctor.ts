@@ -1,8 +1,7 @@
 import { Flags } from '@oclif/core';
 import { BananasCommand } from '../cli/base-command.js';
 import { ExitCode } from '../cli/exit-codes.js';
-import { startProgress } from '../cli/progress.js';
-import { color, table } from '../cli/render.js';
+import { color, formatCount, table } from '../cli/render.js';
 import { assertPrefix, Keys } from '../core/keys.js';
 import { diagnose, type DoctorReport } from '../inspector/doctor.js';
 import { formatBytes } from '../inspector/health.js';
@@ -35,16 +34,12 @@ Exit code: 0 when every finding is ok, 5 when any is a warning, 6 when any is cr
     const { flags } = this;
     assertPrefix(flags.prefix);
     const redis = await this.redis();
-    const progress = startProgress(`Scanning keys under ${flags.prefix}`, { json: this.jsonEnabled() });
-    let report: DoctorReport;
-    try {
-      report = await diagnose(redis, new Keys(flags.prefix), {
+    const report = await this.withProgress(`Scanning keys under ${flags.prefix}`, (progress) =>
+      diagnose(redis, new Keys(flags.prefix), {
         samplePerCategory: flags.sample,
         onProgress: (scanned) => progress.update(scanned),
-      });
-    } finally {
-      progress.stop();
-    }
+      }),
+    );
     const exitCode =
       report.status === 'critical'
         ? ExitCode.HEALTH_CRITICAL
@@ -86,9 +81,9 @@ function renderDoctor(report: DoctorResult): string {
         ['Kind', 'Keys', 'Memory', 'Sampled'],
         report.keys.categories.map((c) => [
           c.name,
-          c.count.toLocaleString('en-US'),
+          formatCount(c.count),
           c.memory_bytes === null ? '-' : `${c.estimated ? '~' : ''}${formatBytes(c.memory_bytes)}`,
-          c.sampled.toLocaleString('en-US'),
+          formatCount(c.sampled),
         ]),
       ),
     );

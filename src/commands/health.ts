@@ -3,8 +3,8 @@ import type { Redis } from 'ioredis';
 import { BananasCommand } from '../cli/base-command.js';
 import { ExitCode } from '../cli/exit-codes.js';
 import { durationFlag } from '../cli/flags.js';
-import { startProgress } from '../cli/progress.js';
 import { color } from '../cli/render.js';
+import { errorRateWindowFlag } from '../cli/shared-flags.js';
 import { BananasError, errorMessage, UsageError } from '../core/errors.js';
 import { assertPrefix, Keys } from '../core/keys.js';
 import { passwordOf, redactSecrets } from '../core/redact.js';
@@ -79,11 +79,7 @@ Each check has a name, status (ok, warning, critical), value, threshold and mess
       defaultHelp: async () => '10m',
       summary: 'Critical when a job sits in processing without a live lease for longer',
     }),
-    window: durationFlag({
-      default: DEFAULT_HEALTH_LIMITS.windowMinutes * 60_000,
-      defaultHelp: async () => '5m',
-      summary: 'Error-rate window, whole minutes up to 2h',
-    }),
+    window: errorRateWindowFlag,
   };
 
   async run(): Promise<HealthResult> {
@@ -92,19 +88,15 @@ Each check has a name, status (ok, warning, critical), value, threshold and mess
     const windowMinutes = windowMinutesFromMs(flags.window);
     if (flags['max-processing-age'] <= 0) throw new UsageError('--max-processing-age must be more than 0');
     const redis = await this.connectOrReport(flags.prefix);
-    const progress = startProgress('Checking health', { json: this.jsonEnabled() });
-    let report: HealthReport;
-    try {
-      report = await checkHealth(redis, new Keys(flags.prefix), {
+    const report = await this.withProgress('Checking health', () =>
+      checkHealth(redis, new Keys(flags.prefix), {
         maxDepth: flags['max-depth'],
         maxDeadLetter: flags['max-dlq'],
         maxErrorRatePercent: flags['max-error-rate'],
         maxProcessingAgeMs: flags['max-processing-age'],
         windowMinutes,
-      });
-    } finally {
-      progress.stop();
-    }
+      }),
+    );
     const result: HealthResult = { ...report, exit_code: EXIT_CODES[report.status] };
     this.print(renderHealth(result));
     if (result.exit_code !== ExitCode.OK) {

@@ -6,7 +6,7 @@
  * each rewrite unchanged (big integers, key order, escapes, `1.0`).
  */
 import { randomUUID } from 'node:crypto';
-import { normalizePriority, type Priority } from './keys.js';
+import { DEFAULT_ROUTE, normalizePriority, routeOf, type Priority } from './keys.js';
 
 export const DEFAULT_MAX_RETRIES = 3;
 
@@ -75,18 +75,26 @@ const KNOWN_FIELDS = new Set([
 
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 
-/** Decodes a stored document. Never throws. */
-export function decodeJob(stored: string | Buffer): DecodeResult {
-  let text: string;
-  if (typeof stored === 'string') {
-    text = stored;
-  } else {
-    try {
-      text = utf8.decode(stored);
-    } catch {
-      return { ok: false, kind: 'invalid-json', reason: 'document is not valid UTF-8' };
-    }
+/** The bytes as text when they are valid UTF-8; undefined otherwise. */
+export function utf8Text(bytes: Buffer): string | undefined {
+  try {
+    return utf8.decode(bytes);
+  } catch {
+    return undefined;
   }
+}
+
+type CheckedDocument =
+  { ok: true; text: string; doc: Record<string, unknown> } | Extract<DecodeResult, { ok: false }>;
+
+/**
+ * The checks that decide whether a stored document is a job: UTF-8, JSON, an object, not a stub the
+ * original wrote, and the field types. {@link decodeJob} and {@link quickCheckJob} both start here, so they
+ * cannot disagree on what a job is.
+ */
+function checkDocument(stored: string | Buffer): CheckedDocument {
+  const text = typeof stored === 'string' ? stored : utf8Text(stored);
+  if (text === undefined) return { ok: false, kind: 'invalid-json', reason: 'document is not valid UTF-8' };
   let parsed: unknown;
   try {
     parsed = JSON.parse(text);
@@ -109,6 +117,14 @@ export function decodeJob(stored: string | Buffer): DecodeResult {
 
   const problem = findTypeProblem(doc);
   if (problem) return { ok: false, kind: 'not-a-job', reason: problem };
+  return { ok: true, text, doc };
+}
+
+/** Decodes a stored document. Never throws. */
+export function decodeJob(stored: string | Buffer): DecodeResult {
+  const checked = checkDocument(stored);
+  if (!checked.ok) return checked;
+  const { text, doc } = checked;
 
   let raw: Map<string, string>;
   try {
@@ -139,28 +155,42 @@ export function decodeJob(stored: string | Buffer): DecodeResult {
   return { ok: true, job };
 }
 
+/**
+ * A fast yes/no for scans over millions of documents: `ok` when the document passes decodeJob's checks
+ * (the same code), with its updated_at (`""` when absent). It skips decodeJob's raw-text extraction of
+ * the payload and unknown fields, the costly part; a document it refuses goes to decodeJob for the reason.
+ */
+export function quickCheckJob(stored: string | Buffer): { ok: boolean; updatedAt: string } {
+  const checked = checkDocument(stored);
+  if (!checked.ok) return { ok: false, updatedAt: '' };
+  return { ok: true, updatedAt: optionalString(checked.doc.updated_at) };
+}
+
 function optionalString(value: unknown): string {
   return typeof value === 'string' ? value : '';
 }
 
+const TEXT_FIELDS = [
+  'description',
+  'status',
+  'priority',
+  'created_at',
+  'updated_at',
+  'scheduled_for',
+  'error',
+  'routing_key',
+];
+const COUNTER_FIELDS = ['attempts', 'max_retries'];
+
 function findTypeProblem(doc: Record<string, unknown>): string | undefined {
   if (typeof doc.id !== 'string') return 'field "id" must be a string';
   if (typeof doc.name !== 'string' || doc.name === '') return 'field "name" must be a non-empty string';
-  for (const field of [
-    'description',
-    'status',
-    'priority',
-    'created_at',
-    'updated_at',
-    'scheduled_for',
-    'error',
-    'routing_key',
-  ]) {
+  for (const field of TEXT_FIELDS) {
     const value = doc[field];
     if (value !== undefined && value !== null && typeof value !== 'string')
       return `field "${field}" must be a string`;
   }
-  for (const field of ['attempts', 'max_retries']) {
+  for (const field of COUNTER_FIELDS) {
     const value = doc[field];
     if (value === undefined) continue;
     if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 0) {
@@ -225,6 +255,39 @@ export function newJob(name: string, payload: string, options: NewJobOptions = {
   };
   if (options.scheduledFor) job.scheduledFor = options.scheduledFor.toISOString();
   return job;
+}
+
+/**
+ * A copy of `job` made ready to run again, as every requeue makes it (`dlq requeue`, `dlq restore --to
+ * queue`, `job requeue`, `job fix --requeue`): status pending, attempts 0, no scheduled_for, at `priority`
+ * (default: its own). The error, the payload and unknown fields are kept (the codec keeps their bytes).
+ * `updatedAt`: the updated_at to write; without it updated_at is left for the caller (`job requeue` only
+ * sets it when the document changes otherwise, so a job that is ready already keeps its exact bytes).
+ */
+export function resetForRequeue(job: Job, options: { priority?: Priority; updatedAt?: string } = {}): Job {
+  const next: Job = { ...job, status: 'pending', attempts: 0, priority: options.priority ?? job.priority };
+  delete next.scheduledFor;
+  if (options.updatedAt !== undefined) next.updatedAt = options.updatedAt;
+  return next;
+}
+
+/**
+ * The priority and route a stored document is served at, read as the Lua fragment's bananasRouteOf reads
+ * it (lua/_queue-keys.lua): any JSON object, a job or not; a missing or unreadable document goes to the
+ * default route's normal list, where the next dequeue dead-letters it.
+ */
+export function routeOfDocument(stored: Buffer | null): { priority: Priority; route: string } {
+  let parsed: unknown;
+  try {
+    parsed = stored === null ? null : JSON.parse(stored.toString('utf8'));
+  } catch {
+    parsed = null;
+  }
+  if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) {
+    return { priority: 'normal', route: DEFAULT_ROUTE };
+  }
+  const doc = parsed as Record<string, unknown>;
+  return { priority: normalizePriority(doc.priority), route: routeOf(doc.routing_key) };
 }
 
 /** Returns `text` trimmed if it is one JSON value; throws a SyntaxError saying why otherwise. */
@@ -309,16 +372,26 @@ function skipWs(text: string, i: number): number {
   return i;
 }
 
-function skipString(text: string, i: number): number {
-  if (text[i] !== '"') throw new SyntaxError('expected a string');
-  i++;
+/**
+ * Where the JSON string starting with the quote at `start` ends (the index after its closing quote), or -1
+ * when it is not terminated. Escapes are skipped, not checked.
+ */
+export function jsonStringEnd(text: string, start: number): number {
+  let i = start + 1;
   while (i < text.length) {
     const c = text[i];
     if (c === '\\') i += 2;
     else if (c === '"') return i + 1;
     else i++;
   }
-  throw new SyntaxError('unterminated string');
+  return -1;
+}
+
+function skipString(text: string, i: number): number {
+  if (text[i] !== '"') throw new SyntaxError('expected a string');
+  const end = jsonStringEnd(text, i);
+  if (end < 0) throw new SyntaxError('unterminated string');
+  return end;
 }
 
 /** Skips one JSON value iteratively (no recursion, so deep nesting cannot overflow the stack). */

@@ -41,3 +41,12 @@ export async function* pageList(
     if (page.length < size) return;
   }
 }
+
+/**
+ * Up to `count` entries of a list starting `skip` entries from its right end (the end workers take from;
+ * the oldest entry of the dead-letter list), as LRANGE returns them (left to right). Negative indexes: entries
+ * pushed on the left meanwhile do not shift the pages.
+ */
+export function lrangeFromRight(redis: Redis, key: string, skip: number, count: number): Promise<string[]> {
+  return redis.lrange(key, -(skip + count), -(skip + 1));
+}

@@ -31,6 +31,14 @@ export function isValidRoutingKey(value: string): boolean {
   return ROUTING_KEY_PATTERN.test(value);
 }
 
+/**
+ * The route a job with this routing key runs on, as the Lua fragment's bananasRouteOf reads it: a valid
+ * routing key is its own route; anything else (absent, "", invalid) is the default route.
+ */
+export function routeOf(routingKey: unknown): string {
+  return typeof routingKey === 'string' && isValidRoutingKey(routingKey) ? routingKey : DEFAULT_ROUTE;
+}
+
 export function assertRoutingKey(value: string): string {
   if (!isValidRoutingKey(value)) {
     throw new UsageError(

@@ -9,6 +9,7 @@ import { decodeJob } from '../core/codec.js';
 import { connectOrThrow, createRedis } from '../core/connection.js';
 import { BananasError } from '../core/errors.js';
 import { demoHandlers, type HandlerMap } from '../core/handlers.js';
+import { scanKeys } from '../core/iterate.js';
 import { escapeGlob } from '../core/keys.js';
 import { hasRedisServer, LocalRedisServer } from '../core/local-redis.js';
 import { createLogger } from '../core/logger.js';
@@ -184,11 +185,7 @@ async function reportJobs(
 
 /** Removes the demo's own keys (SCAN over its random prefix only). */
 async function removeKeys(redis: Redis, prefix: string): Promise<void> {
-  const pattern = `${escapeGlob(prefix)}*`;
-  let cursor = '0';
-  do {
-    const [next, keys] = await redis.scan(cursor, 'MATCH', pattern, 'COUNT', 500);
-    cursor = next;
-    if (keys.length > 0) await redis.unlink(...keys);
-  } while (cursor !== '0');
+  for await (const keys of scanKeys(redis, `${escapeGlob(prefix)}*`, { count: 500 })) {
+    await redis.unlink(...keys);
+  }
 }

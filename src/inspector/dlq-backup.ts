@@ -22,12 +22,12 @@ import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip, createGzip, gzipSync } from 'node:zlib';
 import type { Redis } from 'ioredis';
-import { decodeJob, encodeJob } from '../core/codec.js';
+import { decodeJob, encodeJob, resetForRequeue, utf8Text } from '../core/codec.js';
 import { BananasError, ConflictError, UsageError } from '../core/errors.js';
-import { Keys } from '../core/keys.js';
+import { Keys, routeOf } from '../core/keys.js';
 import { assertJobId } from '../core/queue.js';
 import { runScript } from '../core/scripts.js';
-import { QueueCounts, readyAgain, routeOf, SeenIds } from './dlq-common.js';
+import { QueueCounts, readIdsFromTail, SeenIds } from './dlq-common.js';
 
 export const BACKUP_FORMAT = 'bananas-dlq-backup';
 export const BACKUP_VERSION = 1;
@@ -72,8 +72,6 @@ export interface BackupResult {
   interrupted: boolean;
 }
 
-const utf8 = new TextDecoder('utf-8', { fatal: true });
-
 function isMissing(err: unknown): boolean {
   return (err as NodeJS.ErrnoException).code === 'ENOENT';
 }
@@ -98,14 +96,7 @@ export async function assertCanCreate(path: string, force: boolean): Promise<voi
 }
 
 function entryLine(id: string, document: Buffer | null, ttl: number): string {
-  let text: string | undefined;
-  if (document !== null) {
-    try {
-      text = utf8.decode(document);
-    } catch {
-      text = undefined;
-    }
-  }
+  const text = document === null ? undefined : utf8Text(document);
   const line =
     document === null
       ? { id, document: null }
@@ -154,7 +145,7 @@ export async function backupDeadLetters(
         return;
       }
       const want = Math.min(pageSize, length - skip);
-      const ids = await redis.lrange(keys.dead, -(skip + want), -(skip + 1));
+      const ids = await readIdsFromTail(redis, keys, skip, want);
       if (ids.length === 0) return;
       const read = redis.pipeline();
       read.mgetBuffer(ids.map((id) => keys.job(id)));
@@ -559,10 +550,10 @@ export async function restoreDeadLetters(
         continue;
       }
       const job = decoded.job;
-      const route = routeOf(job);
+      const route = routeOf(job.routingKey);
       batch.push({
         id: entry.id,
-        document: encodeJob(readyAgain(job, job.priority, now().toISOString())),
+        document: encodeJob(resetForRequeue(job, { updatedAt: now().toISOString() })),
         list: keys.queue(job.priority, route),
         signal: keys.signal(route),
       });

@@ -14,11 +14,12 @@
 import { resolve } from 'node:path';
 import type { Redis } from 'ioredis';
 import { decodeJob } from '../core/codec.js';
+import { sha1Hex } from '../core/hash.js';
 import { UsageError } from '../core/errors.js';
 import { Keys } from '../core/keys.js';
 import { runScript } from '../core/scripts.js';
 import { assertCanCreate, backupDeadLetters, openBackup, type BackupResult } from './dlq-backup.js';
-import { readFromTail, Sample, SeenIds, sha1Hex, tombstone } from './dlq-common.js';
+import { readFromTail, Sample, SeenIds, tombstone } from './dlq-common.js';
 
 export interface ClearOptions {
   /** Back up to this file first (`.gz` compresses). */

@@ -1,17 +1,18 @@
 /**
  * Pieces shared by the dead-letter queue operations (inspect, requeue, backup, restore, clear): reading
- * the list in bounded pages, classifying entries (job, stub, corrupt, missing), filters, the requeue
- * rewrite, and a compact set of the ids one sweep has already handled.
+ * the list in bounded pages, classifying entries (job, stub, corrupt, missing), filters, and a compact set
+ * of the ids one sweep has already handled.
  *
  * The dead-letter list is LPUSHed: index 0 (the head) is the newest entry, the tail the oldest. Sweeps that
  * change it work from the tail with negative indexes, which entries dead-lettered meanwhile (pushed at the
  * head) never shift.
  */
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import { decodeJob, parseTimestamp, type Job } from '../core/codec.js';
 import { UsageError } from '../core/errors.js';
-import { DEFAULT_ROUTE, isValidRoutingKey, type Keys, type Priority } from '../core/keys.js';
+import { lrangeFromRight } from '../core/iterate.js';
+import type { Keys } from '../core/keys.js';
 import { assertJobId } from '../core/queue.js';
 
 export type EntryState = 'job' | 'stub' | 'corrupt' | 'missing';
@@ -173,7 +174,7 @@ export async function readFromTail(
 
 /** The ids of up to `count` entries starting `skip` entries from the tail, as LRANGE returns them. */
 export function readIdsFromTail(redis: Redis, keys: Keys, skip: number, count: number): Promise<string[]> {
-  return redis.lrange(keys.dead, -(skip + count), -(skip + 1));
+  return lrangeFromRight(redis, keys.dead, skip, count);
 }
 
 /** Pairs ids read by {@link readIdsFromTail} with their documents, tail first, with their positions. */
@@ -185,39 +186,12 @@ export function withDocuments(ids: string[], documents: Array<Buffer | null>, sk
   return out;
 }
 
-export function sha1Hex(bytes: Buffer): string {
-  return createHash('sha1').update(bytes).digest('hex');
-}
-
 /**
  * A value no id can take, written over entries a script is about to remove (then one LREM removes them
  * all); it never outlives the script.
  */
 export function tombstone(): string {
   return `\u0000bananas-dlq-tombstone:${randomBytes(12).toString('hex')}`;
-}
-
-// ---------------------------------------------------------------------------------------------------
-// Requeue rewrite
-// ---------------------------------------------------------------------------------------------------
-
-/** The routing key a requeued job keeps; one no worker could serve goes to the default route (as Lua does). */
-export function routeOf(job: Job): string {
-  return job.routingKey !== '' && isValidRoutingKey(job.routingKey) ? job.routingKey : DEFAULT_ROUTE;
-}
-
-/**
- * Makes a dead job ready again, in place (callers pass a job they just decoded): attempts 0, status
- * pending, no scheduled_for, updated_at `updatedAt`, priority the one it is queued at. Payload, error and
- * unknown fields are kept byte for byte by the codec.
- */
-export function readyAgain(job: Job, priority: Priority, updatedAt: string): Job {
-  job.attempts = 0;
-  job.status = 'pending';
-  job.priority = priority;
-  job.updatedAt = updatedAt;
-  job.scheduledFor = undefined;
-  return job;
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -381,40 +355,4 @@ export function errorPattern(error: string): string {
     .replace(/\b(?=[0-9a-f]*[0-9])(?=[0-9a-f]*[a-f])[0-9a-f]{12,}\b/gi, '<hex>')
     .replace(/\d+(?:\.\d+)?/g, '<n>');
   return shorten(pattern === '' ? '(no error)' : pattern, 120);
-}
-
-// ---------------------------------------------------------------------------------------------------
-// Interruption
-// ---------------------------------------------------------------------------------------------------
-
-export interface Interruption {
-  signal: AbortSignal;
-  /** The exit code for the signal received (130 SIGINT, 143 SIGTERM), once one was. */
-  exitCode(): number | undefined;
-  dispose(): void;
-}
-
-/**
- * First SIGINT/SIGTERM: aborts `signal`, so a sweep stops after the batch in flight (each batch is one
- * atomic script, so every job is in exactly one place either way). A second one exits at once.
- */
-export function interruptOnSignals(): Interruption {
-  const controller = new AbortController();
-  let received: NodeJS.Signals | undefined;
-  const codeOf = (signal: NodeJS.Signals) => (signal === 'SIGINT' ? 130 : 143);
-  const onSignal = (signal: NodeJS.Signals) => {
-    if (received) process.exit(codeOf(signal));
-    received = signal;
-    controller.abort(new Error(`interrupted by ${signal}`));
-  };
-  process.on('SIGINT', onSignal);
-  process.on('SIGTERM', onSignal);
-  return {
-    signal: controller.signal,
-    exitCode: () => (received ? codeOf(received) : undefined),
-    dispose: () => {
-      process.off('SIGINT', onSignal);
-      process.off('SIGTERM', onSignal);
-    },
-  };
 }

@@ -13,9 +13,9 @@
  * beyond the sweep, and is remembered anyway.
  */
 import type { Redis } from 'ioredis';
-import { encodeJob, type Job } from '../core/codec.js';
+import { encodeJob, resetForRequeue, type Job } from '../core/codec.js';
 import { ConflictError, NotFoundError, UsageError } from '../core/errors.js';
-import { Keys, type Priority } from '../core/keys.js';
+import { Keys, routeOf, type Priority } from '../core/keys.js';
 import { runScript } from '../core/scripts.js';
 import {
   assertExactId,
@@ -27,8 +27,6 @@ import {
   QueueCounts,
   readFromTail,
   readIdsFromTail,
-  readyAgain,
-  routeOf,
   Sample,
   SeenIds,
   tombstone,
@@ -200,12 +198,12 @@ class Requeue {
 
   plan(entry: ClassifiedEntry & { job: Job }, hint: number, now: string): Planned {
     const priority = this.to === 'original' ? entry.job.priority : this.to;
-    const route = routeOf(entry.job);
+    const route = routeOf(entry.job.routingKey);
     return {
       id: entry.id,
       read: entry.document as Buffer,
       hint,
-      document: encodeJob(readyAgain(entry.job, priority, now)),
+      document: encodeJob(resetForRequeue(entry.job, { priority, updatedAt: now })),
       queue: this.keys.queue(priority, route),
       signal: this.keys.signal(route),
     };

@@ -22,7 +22,6 @@ import {
 export * from './dlq-backup.js';
 export * from './dlq-clear.js';
 export * from './dlq-requeue.js';
-export { interruptOnSignals, type Interruption } from './dlq-common.js';
 export type { DeadLetterFilter, EntryState } from './dlq-common.js';
 
 export const INSPECT_DEFAULT_LIMIT = 50;

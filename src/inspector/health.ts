@@ -8,6 +8,7 @@ import type { Redis } from 'ioredis';
 import { decodeJob, parseTimestamp } from '../core/codec.js';
 import type { Keys } from '../core/keys.js';
 import {
+  bandLevel,
   DEFAULT_WINDOW_MINUTES,
   RUNBOOK_THRESHOLDS,
   snapshotQueues,
@@ -274,7 +275,7 @@ function queueDepthCheck(snapshot: QueueSnapshot, limits: HealthLimits): HealthC
     undefined,
   );
   const depth = deepest?.depth ?? 0;
-  const status = levelFor(depth, band);
+  const status = bandLevel(depth, band);
   const over = ready.queues.filter((q) => q.depth >= band.warning);
   let message =
     depth === 0
@@ -298,7 +299,7 @@ function deadLetterCheck(snapshot: QueueSnapshot, limits: HealthLimits): HealthC
     warning: Math.min(RUNBOOK_THRESHOLDS.deadLetter.warning, limits.maxDeadLetter),
     critical: limits.maxDeadLetter,
   };
-  const status = levelFor(depth, band);
+  const status = bandLevel(depth, band);
   return {
     name: 'dead_letter',
     status,
@@ -331,18 +332,12 @@ function errorRateCheck(snapshot: QueueSnapshot, limits: HealthLimits): HealthCh
   }
   return {
     name: 'error_rate',
-    status: levelFor(rate.rate_percent, band),
+    status: bandLevel(rate.rate_percent, band),
     value: rate.rate_percent,
     unit: 'percent',
     threshold,
     message: `${rate.rate_percent}% over ${rate.window_minutes} min: ${count(rate.failed)} failed for good, ${count(rate.completed)} completed (${plural(rate.retried, 'retried attempt')}, not counted as failures)`,
   };
-}
-
-function levelFor(value: number, band: { warning: number; critical: number }): Level {
-  if (value > band.critical) return 'critical';
-  if (value >= band.warning) return 'warning';
-  return 'ok';
 }
 
 /**

@@ -14,10 +14,19 @@
  * into a SCAN or KEYS pattern, so `*`, `?` and `[` match themselves. The empty id addresses the key
  * `<prefix>job:` that the original cron scheduler wrote (`bananas job get ''`).
  */
-import { createHash } from 'node:crypto';
 import type { Redis } from 'ioredis';
-import { decodeJob, encodeJob, topLevelRawValues, type DecodeResult, type Job } from '../core/codec.js';
+import {
+  decodeJob,
+  encodeJob,
+  jsonStringEnd,
+  resetForRequeue,
+  topLevelRawValues,
+  utf8Text,
+  type DecodeResult,
+  type Job,
+} from '../core/codec.js';
 import { BananasError, ConflictError, InvalidJobError, NotFoundError, UsageError } from '../core/errors.js';
+import { sha1Hex } from '../core/hash.js';
 import {
   DEFAULT_ROUTE,
   isPriority,
@@ -25,6 +34,7 @@ import {
   Keys,
   normalizeRoutingKey,
   PRIORITIES,
+  routeOf,
   type Priority,
 } from '../core/keys.js';
 import { runScript } from '../core/scripts.js';
@@ -225,10 +235,6 @@ interface JobState {
   resultTtlMs: number | null;
 }
 
-function sha1(bytes: Buffer): string {
-  return createHash('sha1').update(bytes).digest('hex');
-}
-
 function ttlOrNull(pttl: number): number | null {
   return pttl >= 0 ? pttl : null;
 }
@@ -271,7 +277,7 @@ async function readState(redis: Redis, keys: Keys, id: string): Promise<JobState
     keys,
     docKey,
     raw,
-    sha1: raw ? sha1(raw) : '',
+    sha1: raw ? sha1Hex(raw) : '',
     ttlMs: raw ? ttlOrNull(ttl) : null,
     ...(raw ? { decoded: decodeJob(raw) } : {}),
     readyLists: lists.map((l) => l.key),
@@ -413,11 +419,8 @@ function whereText(state: JobState): string {
 
 /** A document read from Redis, or the exact bytes an operator needs to see, as text. */
 function bytesAsText(raw: Buffer): { text: string; base64?: string } {
-  try {
-    return { text: new TextDecoder('utf-8', { fatal: true }).decode(raw) };
-  } catch {
-    return { text: raw.toString('utf8'), base64: raw.toString('base64') };
-  }
+  const text = utf8Text(raw);
+  return text !== undefined ? { text } : { text: raw.toString('utf8'), base64: raw.toString('base64') };
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -587,15 +590,10 @@ function rawStringField(raw: Buffer | null, field: string): string | undefined {
 // JSON text helpers (whitespace only: strings, numbers and key order keep their bytes)
 // ---------------------------------------------------------------------------------------------------
 
+/** The end of the JSON string at `i`; the end of the text when it is not terminated. */
 function stringEnd(text: string, i: number): number {
-  let j = i + 1;
-  while (j < text.length) {
-    const c = text[j];
-    if (c === '\\') j += 2;
-    else if (c === '"') return j + 1;
-    else j++;
-  }
-  return text.length;
+  const end = jsonStringEnd(text, i);
+  return end < 0 ? text.length : end;
 }
 
 const isJsonSpace = (c: string | undefined) => c === ' ' || c === '\n' || c === '\r' || c === '\t';
@@ -831,8 +829,7 @@ function preserveRawValues(next: Job, previous: Job | undefined): Job {
 
 /** Field-level differences; values are JSON texts compared without insignificant whitespace. */
 export function fieldChanges(before: Job | undefined, beforeText: string, after: Job): FieldChange[] {
-  const afterText = encodeJob(after);
-  if (!before) return [{ field: 'document', before: JSON.stringify(beforeText), after: afterText }];
+  if (!before) return [{ field: 'document', before: JSON.stringify(beforeText), after: encodeJob(after) }];
   const view = (job: Job): Map<string, string> => {
     const fields = new Map<string, string>([
       ['id', JSON.stringify(job.id)],
@@ -863,18 +860,19 @@ export function fieldChanges(before: Job | undefined, beforeText: string, after:
   return changes;
 }
 
-/** Resets a job for another run, as a dead-letter requeue does: pending, no attempts, not scheduled. */
-export function resetForRequeue(job: Job, to: RequeueTarget): Job {
-  const next: Job = { ...job, status: 'pending', attempts: 0 };
-  delete next.scheduledFor;
-  if (to !== 'original') next.priority = to;
-  return next;
+/** The job reset for another run (see resetForRequeue); updated_at is set by the caller when it changes. */
+function requeued(job: Job, to: RequeueTarget): Job {
+  return resetForRequeue(job, to === 'original' ? {} : { priority: to });
 }
 
-function routeOf(job: Job): string {
-  const rk = normalizeRoutingKey(job.routingKey);
-  // Mirrors bananasRouteOf in _queue-keys.lua: an invalid routing key is served by the default route.
-  return rk !== DEFAULT_ROUTE && isValidRoutingKey(rk) ? rk : DEFAULT_ROUTE;
+/**
+ * The document to store for `next`, with updated_at set to now, or "" when it encodes exactly as the
+ * stored job `before` (then nothing is rewritten and updated_at is left as it was).
+ */
+function newDocumentFor(next: Job, before: Job | undefined, now: Date | undefined): string {
+  if (before && encodeJob(next) === encodeJob(before)) return '';
+  next.updatedAt = (now ?? new Date()).toISOString();
+  return encodeJob(next);
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -882,6 +880,24 @@ function routeOf(job: Job): string {
 // ---------------------------------------------------------------------------------------------------
 
 type ScriptReply = Array<string | number>;
+
+/** Reads a job that must have a document to `verb` (job fix, job requeue); NotFoundError otherwise. */
+async function readDocumentState(
+  redis: Redis,
+  prefix: string,
+  id: string,
+  verb: string,
+): Promise<JobState & { raw: Buffer }> {
+  assertLookupId(id);
+  const state = await readState(redis, new Keys(prefix), id);
+  if (state.raw === null) {
+    if (!hasAnyTrace(state)) throw notFound(state);
+    throw new NotFoundError(
+      `job ${quoteId(id)} has no document (${state.docKey} does not exist; the id is ${whereText(state)}); nothing to ${verb} (job delete removes the references)`,
+    );
+  }
+  return state as JobState & { raw: Buffer };
+}
 
 function conflictFrom(reply: ScriptReply, state: JobState, verb: string): ConflictError | undefined {
   if (reply[0] === 'changed') {
@@ -917,9 +933,9 @@ async function planRequeue(
   redis: Redis,
   state: JobState,
   next: Job,
-  documentChanged: boolean,
+  newDocument: string,
 ): Promise<{ move: RequeueMove; plan: RewritePlan }> {
-  const route = routeOf(next);
+  const route = routeOf(next.routingKey);
   const target = state.keys.queue(next.priority, route);
   await includeList(redis, state, target);
   const stays = onlyIn(state, target);
@@ -932,7 +948,7 @@ async function planRequeue(
       removed: stays ? [] : referenceRemovals(state),
     },
     plan: {
-      newDocument: documentChanged ? encodeJob(next) : '',
+      newDocument,
       ttl: 'persist',
       ...(stays ? {} : { target, signal: state.keys.signal(route) }),
     },
@@ -941,7 +957,7 @@ async function planRequeue(
 
 /** A fix without --requeue leaves the id where it is, even when its priority or route now points elsewhere. */
 function stayWarnings(state: JobState, next: Job): string[] {
-  const target = state.keys.queue(next.priority, routeOf(next));
+  const target = state.keys.queue(next.priority, routeOf(next.routingKey));
   return state.places
     .filter((p) => p.kind === 'ready' && p.key !== target)
     .map(
@@ -1023,15 +1039,7 @@ export async function fixJob(
   source: FixSource,
   options: FixOptions = {},
 ): Promise<FixResult> {
-  assertLookupId(id);
-  const keys = new Keys(prefix);
-  const state = await readState(redis, keys, id);
-  if (state.raw === null) {
-    if (!hasAnyTrace(state)) throw notFound(state);
-    throw new NotFoundError(
-      `job ${quoteId(id)} has no document (${state.docKey} does not exist; the id is ${whereText(state)}); nothing to fix (job delete removes the references)`,
-    );
-  }
+  const state = await readDocumentState(redis, prefix, id, 'fix');
   if (isHeld(state) && !options.force) {
     throw new ConflictError(
       `job ${quoteId(id)} is ${heldDescription(state)}: its worker's settlement would overwrite the fix; use --force to fix it anyway`,
@@ -1066,20 +1074,19 @@ export async function fixJob(
     }
   }
   next = preserveRawValues(next, before);
-  if (options.requeue) next = resetForRequeue(next, options.requeue.to);
-  const documentChanged = !before || encodeJob(next) !== encodeJob(before);
-  if (documentChanged) next.updatedAt = (options.now ?? new Date()).toISOString();
+  if (options.requeue) next = requeued(next, options.requeue.to);
+  const newDocument = newDocumentFor(next, before, options.now);
   let requeue: RequeueMove | null = null;
-  let plan: RewritePlan = { newDocument: documentChanged ? encodeJob(next) : '', ttl: 'keep' };
-  if (options.requeue) ({ move: requeue, plan } = await planRequeue(redis, state, next, documentChanged));
+  let plan: RewritePlan = { newDocument, ttl: 'keep' };
+  if (options.requeue) ({ move: requeue, plan } = await planRequeue(redis, state, next, newDocument));
   const result: FixResult = {
     id,
     key: state.docKey,
     dry_run: options.dryRun === true,
     applied: false,
-    changes: documentChanged ? fieldChanges(before, beforeText, next) : [],
+    changes: newDocument !== '' ? fieldChanges(before, beforeText, next) : [],
     document_before: beforeText,
-    document_after: documentChanged ? encodeJob(next) : beforeText,
+    document_after: newDocument || beforeText,
     ttl: options.requeue ? 'removed' : 'kept',
     requeue,
     warnings: options.requeue ? [] : stayWarnings(state, next),
@@ -1110,15 +1117,7 @@ export async function requeueJob(
   id: string,
   options: RequeueOptions,
 ): Promise<RequeueResult> {
-  assertLookupId(id);
-  const keys = new Keys(prefix);
-  const state = await readState(redis, keys, id);
-  if (state.raw === null) {
-    if (!hasAnyTrace(state)) throw notFound(state);
-    throw new NotFoundError(
-      `job ${quoteId(id)} has no document (${state.docKey} does not exist; the id is ${whereText(state)}); nothing to requeue (job delete removes the references)`,
-    );
-  }
+  const state = await readDocumentState(redis, prefix, id, 'requeue');
   const decoded = state.decoded as DecodeResult;
   if (!decoded.ok) {
     throw new ConflictError(
@@ -1137,10 +1136,9 @@ export async function requeueJob(
     );
   }
   const from = placeViews(state);
-  const next = resetForRequeue(before, options.to);
-  const documentChanged = encodeJob(next) !== encodeJob(before);
-  if (documentChanged) next.updatedAt = (options.now ?? new Date()).toISOString();
-  const { move, plan } = await planRequeue(redis, state, next, documentChanged);
+  const next = requeued(before, options.to);
+  const newDocument = newDocumentFor(next, before, options.now);
+  const { move, plan } = await planRequeue(redis, state, next, newDocument);
   const beforeText = bytesAsText(state.raw).text;
   const result: RequeueResult = {
     id,
@@ -1153,9 +1151,9 @@ export async function requeueJob(
     routing_key: move.routing_key,
     moved: move.moved,
     removed: move.removed,
-    changes: documentChanged ? fieldChanges(before, beforeText, next) : [],
+    changes: newDocument !== '' ? fieldChanges(before, beforeText, next) : [],
     document_before: beforeText,
-    document_after: documentChanged ? encodeJob(next) : beforeText,
+    document_after: newDocument || beforeText,
   };
   if (options.dryRun || !changesSomething(state, plan)) return result;
   result.removed = await applyRewrite(redis, state, plan, 'requeued');

@@ -5,12 +5,16 @@
  * The list is read in pages from its right end (the oldest entries first); nothing ever loads it whole.
  * Every move is one Lua script that re-checks the entry at move time (processing-recover-3.lua).
  */
-import { createHash } from 'node:crypto';
 import type { Redis } from 'ioredis';
-import { decodeJob, parseTimestamp, type DecodeFailureKind } from '../core/codec.js';
+import { decodeJob, parseTimestamp, routeOfDocument, type DecodeFailureKind } from '../core/codec.js';
 import { UsageError } from '../core/errors.js';
-import { isValidRoutingKey, Keys, normalizePriority } from '../core/keys.js';
+import { sha1Hex } from '../core/hash.js';
+import { lrangeFromRight } from '../core/iterate.js';
+import { Keys } from '../core/keys.js';
 import { runScript } from '../core/scripts.js';
+
+/** The document hash the move script checks (processing-recover-3.lua), for callers of returnToQueue. */
+export { sha1Hex } from '../core/hash.js';
 
 const PAGE_SIZE = 500;
 /** Most jobs listed one by one in a recover report; counts are always exact. */
@@ -64,7 +68,7 @@ async function readPage(
   offset: number,
   withDocuments: boolean,
 ): Promise<Observed[]> {
-  const ids = await redis.lrange(keys.processing, -(offset + PAGE_SIZE), -(offset + 1));
+  const ids = await lrangeFromRight(redis, keys.processing, offset, PAGE_SIZE);
   if (ids.length === 0) return [];
   ids.reverse(); // rightmost (oldest) first
   const pipeline = redis.pipeline();
@@ -270,27 +274,13 @@ interface Candidate {
   facts: DocumentFacts;
 }
 
-export function sha1Hex(bytes: Buffer): string {
-  return createHash('sha1').update(bytes).digest('hex');
-}
-
 /**
  * The ready list a document routes to, as the Lua fragment bananasRouteOf does (missing or unreadable
  * documents go to the default normal list, where the next dequeue dead-letters them).
  */
 export function readyListOf(keys: Keys, document: Buffer | null | 'wrong_type'): string {
-  if (document === null || document === 'wrong_type') return keys.queue('normal');
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(document.toString('utf8'));
-  } catch {
-    return keys.queue('normal');
-  }
-  if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) return keys.queue('normal');
-  const doc = parsed as Record<string, unknown>;
-  const routingKey =
-    typeof doc.routing_key === 'string' && isValidRoutingKey(doc.routing_key) ? doc.routing_key : 'default';
-  return keys.queue(normalizePriority(doc.priority), routingKey);
+  const { priority, route } = routeOfDocument(document === 'wrong_type' ? null : document);
+  return keys.queue(priority, route);
 }
 
 /** Moves processing entries back to their ready list; per item, the list it went to or null (changed). */

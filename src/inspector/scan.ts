@@ -20,12 +20,23 @@
 import { randomBytes } from 'node:crypto';
 import { open, type FileHandle } from 'node:fs/promises';
 import type { Redis } from 'ioredis';
-import { decodeJob, parseTimestamp, type DecodeFailureKind } from '../core/codec.js';
+import {
+  decodeJob,
+  parseTimestamp,
+  quickCheckJob,
+  routeOfDocument,
+  type DecodeFailureKind,
+} from '../core/codec.js';
 import { ConflictError, UsageError } from '../core/errors.js';
-import { escapeGlob, isValidRoutingKey, Keys } from '../core/keys.js';
+import { sha1Hex } from '../core/hash.js';
+import { scanKeys } from '../core/iterate.js';
+import { Keys, routeOf } from '../core/keys.js';
 import { runScript } from '../core/scripts.js';
 import { discoverReadyLists } from './locate.js';
-import { readyListOf, returnToQueue, sha1Hex } from './processing.js';
+import { returnToQueue } from './processing.js';
+
+/** The scan's fast document check (the codec's, so it cannot drift from decodeJob). */
+export { quickCheckJob as quickCheck } from '../core/codec.js';
 
 export const SCAN_CLASSES = [
   'invalid_json',
@@ -391,39 +402,56 @@ class ScanRun {
     }
   }
 
-  private async pagePlaces(): Promise<void> {
+  /**
+   * Reads every place in pages of PAGE_SIZE from its consumer end, up to the length it had when this pass
+   * started: `readPage` handles one page and returns how many entries it read (a short page ends the
+   * place). `more` (checked before each page) can end a place early; `afterPlace` runs after each place.
+   */
+  private async pageEveryPlace(
+    phase: string,
+    readPage: (place: Place, offset: number) => Promise<number>,
+    options: { more?: () => boolean; afterPlace?: () => Promise<void> } = {},
+  ): Promise<void> {
     const lengths = await this.placeLengths();
     const total = lengths.reduce((a, b) => a + b, 0);
     let done = 0;
-    this.progress('Reading queues', 0, total);
+    this.progress(phase, 0, total);
     for (const place of this.places) {
       const length = lengths[place.code] ?? 0;
       let offset = 0;
-      while (offset < length) {
-        const [count, missing, leaseProblems] = await runScript<[number, string[], string[]]>(
-          this.redis,
-          'scan-page',
-          [place.key, this.temp('refs'), this.temp('dups'), this.keys.leases, this.keys.leaseOwners],
-          [
-            `${this.keys.prefix}job:`,
-            place.type,
-            offset,
-            PAGE_SIZE,
-            place.code,
-            place.kind === 'processing' ? '1' : '0',
-            this.now(),
-            TEMP_TTL_SECONDS,
-          ],
-        );
+      while ((options.more?.() ?? true) && offset < length) {
+        const count = await readPage(place, offset);
         offset += count;
         done += count;
-        this.countEntries(place, count);
-        if (missing.length > 0 || leaseProblems.length > 0)
-          await this.recordPageFindings(place, missing, leaseProblems);
-        this.progress('Reading queues', done, total);
+        this.progress(phase, done, total);
         if (count < PAGE_SIZE) break;
       }
+      await options.afterPlace?.();
     }
+  }
+
+  private async pagePlaces(): Promise<void> {
+    await this.pageEveryPlace('Reading queues', async (place, offset) => {
+      const [count, missing, leaseProblems] = await runScript<[number, string[], string[]]>(
+        this.redis,
+        'scan-page',
+        [place.key, this.temp('refs'), this.temp('dups'), this.keys.leases, this.keys.leaseOwners],
+        [
+          this.keys.job(''),
+          place.type,
+          offset,
+          PAGE_SIZE,
+          place.code,
+          place.kind === 'processing' ? '1' : '0',
+          this.now(),
+          TEMP_TTL_SECONDS,
+        ],
+      );
+      this.countEntries(place, count);
+      if (missing.length > 0 || leaseProblems.length > 0)
+        await this.recordPageFindings(place, missing, leaseProblems);
+      return count;
+    });
   }
 
   private countEntries(place: Place, count: number): void {
@@ -473,8 +501,8 @@ class ScanRun {
   // ---------------------------------------------------------------------------------------------
 
   private async scanDocuments(): Promise<void> {
-    const jobPrefix = `${this.keys.prefix}job:`;
-    const pattern = `${escapeGlob(jobPrefix)}*`;
+    const jobPrefix = this.keys.job('');
+    const pattern = this.keys.jobPattern();
     const refs = this.temp('refs');
     type Batch = {
       keys: string[];
@@ -501,26 +529,14 @@ class ScanRun {
     let wake: (() => void) | undefined;
     let scanError: unknown;
     const producer = (async () => {
-      let cursor = '0';
       try {
-        do {
+        for await (const keys of scanKeys(this.redis, pattern, { count: SCAN_COUNT })) {
           while (ready.length >= DEPTH) await new Promise<void>((resolve) => (wake = resolve));
-          const [next, keys] = (await this.redis.call(
-            'SCAN',
-            cursor,
-            'MATCH',
-            pattern,
-            'COUNT',
-            SCAN_COUNT,
-          )) as [string, string[]];
-          cursor = next;
-          if (keys.length > 0) {
-            const batch = fetch(keys);
-            batch.catch(() => undefined); // awaited by the consumer; avoid an unhandled rejection meanwhile
-            ready.push(batch);
-            wake?.();
-          }
-        } while (cursor !== '0');
+          const batch = fetch(keys);
+          batch.catch(() => undefined); // awaited by the consumer; avoid an unhandled rejection meanwhile
+          ready.push(batch);
+          wake?.();
+        }
       } catch (err) {
         scanError = err;
       } finally {
@@ -588,7 +604,7 @@ class ScanRun {
         findings.push({ cls, item: { ...item(), reason: `the key is a ${type}, not a string document` } });
         return;
       }
-      const quick = quickCheck(value);
+      const quick = quickCheckJob(value);
       if (id === '') {
         const decoded = quick.ok ? undefined : decodeJob(value);
         const reason =
@@ -598,17 +614,18 @@ class ScanRun {
         findings.push({ cls: 'empty_id', item: { ...item(), reason } });
         return;
       }
+      let updatedAt = quick.updatedAt;
       if (!quick.ok) {
-        // The codec is the judge: the quick check only ever lets through what decodeJob accepts.
+        // decodeJob runs the same checks and says why the document is not a job.
         const decoded = decodeJob(value);
         if (!decoded.ok) {
           findings.push({ cls: DECODE_CLASS[decoded.kind], item: { ...item(), reason: decoded.reason } });
           return;
         }
-        quick.updatedAt = decoded.job.updatedAt;
+        updatedAt = decoded.job.updatedAt;
       }
       if (referenced || ttl !== -1) return;
-      const updated = parseTimestamp(quick.updatedAt)?.getTime();
+      const updated = parseTimestamp(updatedAt)?.getTime();
       if (updated !== undefined && updated > graceEnd) return;
       orphans.push(id);
     });
@@ -715,28 +732,20 @@ class ScanRun {
     const candidates = this.temp('orphans');
     let left = await this.redis.scard(candidates);
     if (left === 0) return;
-    const lengths = await this.placeLengths();
-    const total = lengths.reduce((a, b) => a + b, 0);
-    let done = 0;
-    this.progress('Confirming orphans', 0, total);
-    for (const place of this.places) {
-      const length = lengths[place.code] ?? 0;
-      let offset = 0;
-      while (left > 0 && offset < length) {
+    await this.pageEveryPlace(
+      'Confirming orphans',
+      async (place, offset) => {
         const [count, remaining] = await runScript<[number, number]>(
           this.redis,
           'scan-unmark',
           [place.key, candidates],
           [place.type, offset, PAGE_SIZE],
         );
-        offset += count;
-        done += count;
         left = remaining;
-        this.progress('Confirming orphans', done, total);
-        if (count < PAGE_SIZE) break;
-      }
-      await this.touchTemp();
-    }
+        return count;
+      },
+      { more: () => left > 0, afterPlace: () => this.touchTemp() },
+    );
     for await (const batch of this.members('orphans')) {
       const pipeline = this.redis.pipeline();
       for (const id of batch) pipeline.pttl(this.keys.job(id)).get(this.keys.job(id));
@@ -818,49 +827,6 @@ class ScanRun {
     return report;
   }
 }
-
-/**
- * A fast, strict pre-check of a document: true only for documents decodeJob certainly accepts (a UTF-8 JSON
- * object with a non-empty string name, a string id, string-or-absent text fields and non-negative integer
- * counters; never a stub, which has no name). Anything else goes to decodeJob, the judge, which also
- * gives the reason. It skips decodeJob's raw-text extraction of the payload, the costly part, for the
- * million healthy documents a scan reads; the tests check it never accepts what decodeJob refuses.
- */
-export function quickCheck(bytes: Buffer): { ok: boolean; updatedAt: string } {
-  const fail = { ok: false, updatedAt: '' };
-  let doc: unknown;
-  try {
-    doc = JSON.parse(utf8.decode(bytes));
-  } catch {
-    return fail;
-  }
-  if (doc === null || typeof doc !== 'object' || Array.isArray(doc)) return fail;
-  const d = doc as Record<string, unknown>;
-  if (typeof d.id !== 'string' || typeof d.name !== 'string' || d.name === '') return fail;
-  for (const field of TEXT_FIELDS) {
-    const value = d[field];
-    if (value !== undefined && typeof value !== 'string') return fail;
-  }
-  for (const field of ['attempts', 'max_retries']) {
-    const value = d[field];
-    if (value !== undefined && !(typeof value === 'number' && Number.isSafeInteger(value) && value >= 0)) {
-      return fail;
-    }
-  }
-  return { ok: true, updatedAt: typeof d.updated_at === 'string' ? d.updated_at : '' };
-}
-
-const utf8 = new TextDecoder('utf-8', { fatal: true });
-const TEXT_FIELDS = [
-  'description',
-  'status',
-  'priority',
-  'created_at',
-  'updated_at',
-  'scheduled_for',
-  'error',
-  'routing_key',
-];
 
 function defaultBackupFile(now: Date): string {
   return `bananas-scan-backup-${now.toISOString().replace(/[:.]/g, '-')}.jsonl`;
@@ -1056,11 +1022,12 @@ class RepairPlanner {
           : ((replies[3 * i + 2]?.[1] as Buffer | null) ?? null);
         if (deadline === '' || Number(deadline) > this.now()) continue; // settled or renewed since the scan
         if (doc instanceof Buffer && !decodeJob(doc).ok) continue; // corrupt: dead-lettered above instead
-        const to = readyListOf(keys, doc);
+        const { priority, route } = routeOfDocument(doc instanceof Buffer ? doc : null);
+        const to = keys.queue(priority, route);
         await this.add(
           { a: 'return_to_queue', id, deadline, owner, to },
           { id, from: [keys.processing], to },
-          [...processingKeys, to, keys.signal(routeOfList(keys, to))],
+          [...processingKeys, to, keys.signal(route)],
         );
       }
       sources.progress(this.planned);
@@ -1134,11 +1101,11 @@ class RepairPlanner {
           this.leave('orphan', `status ${job.status}: a finished job that only lacks a TTL; left as is`);
           continue;
         }
-        const routingKey = isValidRoutingKey(job.routingKey) ? job.routingKey : 'default';
+        const route = routeOf(job.routingKey);
         const runAt = parseTimestamp(job.scheduledFor)?.getTime();
         const later = runAt !== undefined && runAt > this.now();
-        const to = later ? keys.scheduled : keys.queue(job.priority, routingKey);
-        const signal = keys.signal(routingKey);
+        const to = later ? keys.scheduled : keys.queue(job.priority, route);
+        const signal = keys.signal(route);
         await this.add(
           { a: 'requeue', id, sha: sha1Hex(doc), to, score: later ? String(runAt / 1000) : '', signal },
           { id, from: [], to },
@@ -1239,16 +1206,6 @@ class RepairPlanner {
         return false;
     }
   }
-}
-
-/** The routing key of a ready list key built by Keys.queue (for its signal key). */
-function routeOfList(keys: Keys, list: string): string {
-  const routed = new RegExp(`^${escapeRegExp(keys.prefix)}route:(.+):queue:(?:high|normal|low)$`).exec(list);
-  return routed ? routed[1]! : 'default';
-}
-
-function escapeRegExp(text: string): string {
-  return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 }
 
 // ---------------------------------------------------------------------------------------------------

@@ -1,8 +1,9 @@
 import { Flags } from '@oclif/core';
 import { BananasCommand } from '../../cli/base-command.js';
 import { startProgress } from '../../cli/progress.js';
+import { formatCount } from '../../cli/render.js';
 import { assertPrefix } from '../../core/keys.js';
-import { backupDeadLetters, interruptOnSignals, type BackupResult } from '../../inspector/dlq.js';
+import { backupDeadLetters, type BackupResult } from '../../inspector/dlq.js';
 
 export default class DlqBackup extends BananasCommand<typeof DlqBackup> {
   static override summary = 'Write the dead-letter queue, with its documents, to a JSON Lines file';
@@ -22,29 +23,22 @@ export default class DlqBackup extends BananasCommand<typeof DlqBackup> {
     const { flags } = this;
     assertPrefix(flags.prefix);
     const redis = await this.redis();
-    const interruption = interruptOnSignals();
     const progress = startProgress('Backing up the dead-letter queue', { json: this.jsonEnabled() });
-    let result: BackupResult;
-    try {
-      result = await backupDeadLetters(redis, flags.prefix, {
-        out: flags.out,
-        force: flags.force,
-        signal: interruption.signal,
-        onProgress: (done, total) => progress.update(done, total),
-      });
-    } finally {
-      interruption.dispose();
-      progress.stop();
-    }
-    if (result.interrupted) {
-      this.print('Interrupted: no backup file was written.');
-      if (this.jsonEnabled()) this.logJson(result);
-      this.exit(interruption.exitCode() ?? 130);
-    }
-    const missing = result.missing_documents ? ` (${result.missing_documents} without a document)` : '';
-    this.print(
-      `Backed up ${result.entries.toLocaleString('en-US')} entries of ${result.dead_key}${missing} to ${result.file} (${result.bytes.toLocaleString('en-US')} bytes).`,
+    return this.runInterruptible(
+      (signal) =>
+        backupDeadLetters(redis, flags.prefix, {
+          out: flags.out,
+          force: flags.force,
+          signal,
+          onProgress: (done, total) => progress.update(done, total),
+        }),
+      { progress, render },
     );
-    return result;
   }
+}
+
+function render(result: BackupResult): string {
+  if (result.interrupted) return 'Interrupted: no backup file was written.';
+  const missing = result.missing_documents ? ` (${result.missing_documents} without a document)` : '';
+  return `Backed up ${formatCount(result.entries)} entries of ${result.dead_key}${missing} to ${result.file} (${formatCount(result.bytes)} bytes).`;
 }

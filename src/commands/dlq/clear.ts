@@ -1,12 +1,12 @@
 import { Flags } from '@oclif/core';
 import { BananasCommand } from '../../cli/base-command.js';
 import { confirmDestructive } from '../../cli/confirm.js';
-import { startProgress, type Progress } from '../../cli/progress.js';
-import { color } from '../../cli/render.js';
+import { startPhasedProgress } from '../../cli/progress.js';
+import { color, formatCount } from '../../cli/render.js';
 import { destructiveFlags } from '../../cli/shared-flags.js';
 import { UsageError } from '../../core/errors.js';
 import { assertPrefix } from '../../core/keys.js';
-import { clearDeadLetters, interruptOnSignals, type ClearResult } from '../../inspector/dlq.js';
+import { clearDeadLetters, type ClearResult } from '../../inspector/dlq.js';
 
 export default class DlqClear extends BananasCommand<typeof DlqClear> {
   static override summary = 'Delete the dead-letter queue and its documents, after backing it up';
@@ -36,53 +36,44 @@ export default class DlqClear extends BananasCommand<typeof DlqClear> {
       throw new UsageError('--backup and --no-backup exclude each other');
     assertPrefix(flags.prefix);
     const redis = await this.redis();
-    const interruption = interruptOnSignals();
-    const progress: Record<string, Progress> = {};
-    let result: ClearResult;
-    try {
-      result = await clearDeadLetters(redis, flags.prefix, {
-        backup: flags.backup,
-        noBackup: flags['no-backup'],
-        force: flags.force,
-        dryRun: flags['dry-run'],
-        confirm: (question) => confirmDestructive(question, { yes: flags.yes }),
-        signal: interruption.signal,
-        onProgress: (phase, done, total) => {
-          progress[phase] ??= startProgress(phase === 'backup' ? 'Backing up' : 'Clearing', {
-            json: this.jsonEnabled(),
-          });
-          progress[phase].update(done, total);
-        },
-      });
-    } finally {
-      interruption.dispose();
-      for (const p of Object.values(progress)) p.stop();
-    }
-    this.print(render(result));
-    if (result.interrupted) {
-      if (this.jsonEnabled()) this.logJson(result);
-      this.exit(interruption.exitCode() ?? 130);
-    }
-    return result;
+    const progress = startPhasedProgress(
+      { backup: 'Backing up', clear: 'Clearing' },
+      { json: this.jsonEnabled() },
+    );
+    return this.runInterruptible(
+      (signal) =>
+        clearDeadLetters(redis, flags.prefix, {
+          backup: flags.backup,
+          noBackup: flags['no-backup'],
+          force: flags.force,
+          dryRun: flags['dry-run'],
+          confirm: (question) => confirmDestructive(question, { yes: flags.yes }),
+          signal,
+          onProgress: (phase, done, total) => progress.update(phase, done, total),
+        }),
+      { progress, render },
+    );
   }
 }
 
 function render(result: ClearResult): string {
-  const n = (value: number) => value.toLocaleString('en-US');
   const lines: string[] = [];
   if (result.backup && !result.backup.interrupted) {
-    lines.push(`Backed up ${n(result.backup.entries)} entries to ${result.backup.file}.`);
+    lines.push(`Backed up ${formatCount(result.backup.entries)} entries to ${result.backup.file}.`);
   }
   const verb = result.dry_run ? 'Would remove' : 'Removed';
   lines.push(
-    `${verb} ${n(result.removed)} entries from ${result.dead_key} and ${result.dry_run ? 'delete' : 'deleted'} ${n(result.documents_deleted)} documents.`,
+    `${verb} ${formatCount(result.removed)} entries from ${result.dead_key} and ${result.dry_run ? 'delete' : 'deleted'} ${formatCount(result.documents_deleted)} documents.`,
   );
   if (result.documents_kept)
-    lines.push(`Kept ${n(result.documents_kept)} documents of live jobs (duplicate ids).`);
-  if (result.missing_documents) lines.push(`${n(result.missing_documents)} entries had no document.`);
+    lines.push(`Kept ${formatCount(result.documents_kept)} documents of live jobs (duplicate ids).`);
+  if (result.missing_documents)
+    lines.push(`${formatCount(result.missing_documents)} entries had no document.`);
   if (result.changed)
-    lines.push(color.yellow(`Left ${n(result.changed)} entries whose document changed after the backup.`));
-  if (result.gone) lines.push(`${n(result.gone)} entries were already gone.`);
+    lines.push(
+      color.yellow(`Left ${formatCount(result.changed)} entries whose document changed after the backup.`),
+    );
+  if (result.gone) lines.push(`${formatCount(result.gone)} entries were already gone.`);
   if (result.interrupted) {
     lines.push(
       color.yellow(

@@ -1,8 +1,7 @@
 import { Flags } from '@oclif/core';
 import { BananasCommand } from '../../cli/base-command.js';
 import { durationFlag, positiveIntFlag } from '../../cli/flags.js';
-import { startProgress } from '../../cli/progress.js';
-import { color, table } from '../../cli/render.js';
+import { color, formatCount, table } from '../../cli/render.js';
 import { parseTimestamp } from '../../core/codec.js';
 import { formatDuration } from '../../core/duration.js';
 import { assertPrefix } from '../../core/keys.js';
@@ -48,16 +47,12 @@ export default class DlqInspect extends BananasCommand<typeof DlqInspect> {
     };
     assertPrefix(flags.prefix);
     assertInspectOptions(options);
-    const progress = startProgress('Reading the dead-letter queue', { json: this.jsonEnabled() });
-    let report: DeadLetterReport;
-    try {
-      report = await inspectDeadLetters(await this.redis(), flags.prefix, {
+    const report = await this.withProgress('Reading the dead-letter queue', async (progress) =>
+      inspectDeadLetters(await this.redis(), flags.prefix, {
         ...options,
         onProgress: (done, total) => progress.update(done, total),
-      });
-    } finally {
-      progress.stop();
-    }
+      }),
+    );
     this.print(render(report));
     return report;
   }
@@ -65,16 +60,15 @@ export default class DlqInspect extends BananasCommand<typeof DlqInspect> {
 
 function render(report: DeadLetterReport): string {
   const lines: string[] = [];
-  const filtered =
-    report.matched !== report.examined ? `, ${report.matched.toLocaleString('en-US')} matching` : '';
-  lines.push(`${color.bold(report.dead_key)}: ${report.length.toLocaleString('en-US')} entries${filtered}`);
+  const filtered = report.matched !== report.examined ? `, ${formatCount(report.matched)} matching` : '';
+  lines.push(`${color.bold(report.dead_key)}: ${formatCount(report.length)} entries${filtered}`);
   if (report.entries.length === 0) {
     lines.push(report.matched === 0 ? 'Nothing to show.' : `No entries after offset ${report.offset}.`);
     return lines.join('\n');
   }
   const first = report.offset + 1;
   lines.push(
-    `Newest first, ${first}-${report.offset + report.entries.length} of ${report.matched.toLocaleString('en-US')}:`,
+    `Newest first, ${first}-${report.offset + report.entries.length} of ${formatCount(report.matched)}:`,
   );
   lines.push(
     table(
@@ -90,7 +84,7 @@ function render(report: DeadLetterReport): string {
   ].filter(Boolean);
   lines.push('');
   lines.push(
-    `Totals: ${states.job.toLocaleString('en-US')} jobs${problems.length ? `, ${color.red(problems.join(', '))} (not requeueable)` : ''}`,
+    `Totals: ${formatCount(states.job)} jobs${problems.length ? `, ${color.red(problems.join(', '))} (not requeueable)` : ''}`,
   );
   if (names.length > 0) {
     const rows: Array<[string, number]> = names.slice(0, 10).map((n) => [n.name, n.count]);

@@ -3,13 +3,12 @@ import { BananasCommand } from '../../cli/base-command.js';
 import { confirmDestructive } from '../../cli/confirm.js';
 import { durationFlag, positiveIntFlag } from '../../cli/flags.js';
 import { startProgress } from '../../cli/progress.js';
-import { color, table } from '../../cli/render.js';
+import { color, formatCount, table } from '../../cli/render.js';
 import { destructiveFlags } from '../../cli/shared-flags.js';
 import { UsageError } from '../../core/errors.js';
 import { assertPrefix } from '../../core/keys.js';
 import {
   assertRequeueOptions,
-  interruptOnSignals,
   requeueDeadLetters,
   type RequeueOptions,
   type RequeueResult,
@@ -69,62 +68,54 @@ export default class DlqRequeue extends BananasCommand<typeof DlqRequeue> {
     assertPrefix(flags.prefix);
     assertRequeueOptions(options);
     const redis = await this.redis();
-    const interruption = interruptOnSignals();
     const progress = startProgress('Requeueing dead-letter jobs', { json: this.jsonEnabled() });
-    let result: RequeueResult;
-    try {
-      result = await requeueDeadLetters(redis, flags.prefix, {
-        ...options,
-        confirm: (question) => confirmDestructive(question, { yes: flags.yes }),
-        signal: interruption.signal,
-        onProgress: ({ examined, total }) => progress.update(examined, total),
-      });
-    } finally {
-      interruption.dispose();
-      progress.stop();
-    }
-    this.print(render(result));
-    if (result.interrupted) {
-      if (this.jsonEnabled()) this.logJson(result);
-      this.exit(interruption.exitCode() ?? 130);
-    }
-    return result;
+    return this.runInterruptible(
+      (signal) =>
+        requeueDeadLetters(redis, flags.prefix, {
+          ...options,
+          confirm: (question) => confirmDestructive(question, { yes: flags.yes }),
+          signal,
+          onProgress: ({ examined, total }) => progress.update(examined, total),
+        }),
+      { progress, render },
+    );
   }
 }
 
 function render(result: RequeueResult): string {
-  const n = (value: number) => value.toLocaleString('en-US');
   const verb = result.dry_run ? 'Would requeue' : 'Requeued';
   const lines = [
-    `${verb} ${n(result.requeued)} job${result.requeued === 1 ? '' : 's'} from ${result.dead_key}.`,
+    `${verb} ${formatCount(result.requeued)} job${result.requeued === 1 ? '' : 's'} from ${result.dead_key}.`,
   ];
   if (result.queues.length > 0) {
     lines.push(
       table(
         ['QUEUE', 'JOBS'],
-        result.queues.map((q) => [q.queue, n(q.count)]),
+        result.queues.map((q) => [q.queue, formatCount(q.count)]),
       ),
     );
   }
   if (result.dry_run && result.ids.length > 0) {
     const shown = result.ids.slice(0, 20);
     const more = result.requeued - shown.length;
-    lines.push(`Ids (oldest first): ${shown.join(', ')}${more > 0 ? ` and ${n(more)} more` : ''}`);
+    lines.push(`Ids (oldest first): ${shown.join(', ')}${more > 0 ? ` and ${formatCount(more)} more` : ''}`);
   }
   const left = [
-    result.corrupt ? `${n(result.corrupt)} corrupt` : '',
-    result.stub ? `${n(result.stub)} stub${result.stub === 1 ? '' : 's'}` : '',
-    result.missing_document ? `${n(result.missing_document)} without a document` : '',
-    result.changed ? `${n(result.changed)} changed meanwhile` : '',
-    result.duplicate ? `${n(result.duplicate)} duplicate entr${result.duplicate === 1 ? 'y' : 'ies'}` : '',
+    result.corrupt ? `${formatCount(result.corrupt)} corrupt` : '',
+    result.stub ? `${formatCount(result.stub)} stub${result.stub === 1 ? '' : 's'}` : '',
+    result.missing_document ? `${formatCount(result.missing_document)} without a document` : '',
+    result.changed ? `${formatCount(result.changed)} changed meanwhile` : '',
+    result.duplicate
+      ? `${formatCount(result.duplicate)} duplicate entr${result.duplicate === 1 ? 'y' : 'ies'}`
+      : '',
   ].filter(Boolean);
   if (left.length > 0) {
     lines.push(
       color.yellow(`Left in the dead-letter queue: ${left.join(', ')} (see \`bananas dlq inspect\`).`),
     );
   }
-  if (result.not_matching > 0) lines.push(`${n(result.not_matching)} other entries did not match.`);
-  if (result.gone > 0) lines.push(`${n(result.gone)} were moved by someone else meanwhile.`);
+  if (result.not_matching > 0) lines.push(`${formatCount(result.not_matching)} other entries did not match.`);
+  if (result.gone > 0) lines.push(`${formatCount(result.gone)} were moved by someone else meanwhile.`);
   if (result.interrupted)
     lines.push(color.yellow('Interrupted: the rest was not examined (every job is in exactly one place).'));
   return lines.join('\n');

@@ -2,15 +2,10 @@ import { Flags } from '@oclif/core';
 import { BananasCommand } from '../../cli/base-command.js';
 import { confirmDestructive } from '../../cli/confirm.js';
 import { startProgress } from '../../cli/progress.js';
-import { color, table } from '../../cli/render.js';
+import { color, formatCount, table } from '../../cli/render.js';
 import { destructiveFlags } from '../../cli/shared-flags.js';
 import { assertPrefix } from '../../core/keys.js';
-import {
-  interruptOnSignals,
-  restoreDeadLetters,
-  type RestoreResult,
-  type RestoreTarget,
-} from '../../inspector/dlq.js';
+import { restoreDeadLetters, type RestoreResult, type RestoreTarget } from '../../inspector/dlq.js';
 
 export default class DlqRestore extends BananasCommand<typeof DlqRestore> {
   static override summary = 'Restore a dead-letter backup, into the dead-letter queue or ready to run';
@@ -38,56 +33,49 @@ export default class DlqRestore extends BananasCommand<typeof DlqRestore> {
     assertPrefix(flags.prefix);
     const to = flags.to as RestoreTarget;
     const redis = await this.redis();
-    const interruption = interruptOnSignals();
     const progress = startProgress('Restoring', { json: this.jsonEnabled() });
-    let result: RestoreResult;
-    try {
-      result = await restoreDeadLetters(redis, flags.prefix, {
-        in: flags.in,
-        to,
-        dryRun: flags['dry-run'],
-        allowOtherPrefix: flags['allow-other-prefix'],
-        // Back into the dead-letter queue changes nothing that exists; making jobs run again does.
-        confirm: to === 'queue' ? (question) => confirmDestructive(question, { yes: flags.yes }) : undefined,
-        signal: interruption.signal,
-        onProgress: (done, total) => progress.update(done, total),
-      });
-    } finally {
-      interruption.dispose();
-      progress.stop();
-    }
-    this.print(render(result));
-    if (result.interrupted) {
-      if (this.jsonEnabled()) this.logJson(result);
-      this.exit(interruption.exitCode() ?? 130);
-    }
-    return result;
+    return this.runInterruptible(
+      (signal) =>
+        restoreDeadLetters(redis, flags.prefix, {
+          in: flags.in,
+          to,
+          dryRun: flags['dry-run'],
+          allowOtherPrefix: flags['allow-other-prefix'],
+          // Back into the dead-letter queue changes nothing that exists; making jobs run again does.
+          confirm:
+            to === 'queue' ? (question) => confirmDestructive(question, { yes: flags.yes }) : undefined,
+          signal,
+          onProgress: (done, total) => progress.update(done, total),
+        }),
+      { progress, render },
+    );
   }
 }
 
 function render(result: RestoreResult): string {
-  const n = (value: number) => value.toLocaleString('en-US');
   const verb = result.dry_run ? 'Would restore' : 'Restored';
   const lines = [
-    `${verb} ${n(result.restored)} of ${n(result.entries)} entries from ${result.file} (backup of ${result.backup.prefix} taken ${result.backup.created_at}).`,
+    `${verb} ${formatCount(result.restored)} of ${formatCount(result.entries)} entries from ${result.file} (backup of ${result.backup.prefix} taken ${result.backup.created_at}).`,
   ];
   if (result.queues.length > 0)
     lines.push(
       table(
         ['LIST', 'IDS'],
-        result.queues.map((q) => [q.queue, n(q.count)]),
+        result.queues.map((q) => [q.queue, formatCount(q.count)]),
       ),
     );
   const skipped = [
-    result.skipped_existing ? `${n(result.skipped_existing)} already exist (left untouched)` : '',
-    result.skipped_missing_document ? `${n(result.skipped_missing_document)} had no document` : '',
-    result.not_a_job ? `${n(result.not_a_job)} are not jobs (restore them --to dlq)` : '',
+    result.skipped_existing ? `${formatCount(result.skipped_existing)} already exist (left untouched)` : '',
+    result.skipped_missing_document ? `${formatCount(result.skipped_missing_document)} had no document` : '',
+    result.not_a_job ? `${formatCount(result.not_a_job)} are not jobs (restore them --to dlq)` : '',
   ].filter(Boolean);
   if (skipped.length > 0) lines.push(`Skipped: ${skipped.join(', ')}.`);
   if (result.invalid > 0) {
     const where = result.invalid_lines.map((l) => `line ${l.line}: ${l.reason}`).join('; ');
     lines.push(
-      color.yellow(`${n(result.invalid)} invalid line${result.invalid === 1 ? '' : 's'} skipped (${where}).`),
+      color.yellow(
+        `${formatCount(result.invalid)} invalid line${result.invalid === 1 ? '' : 's'} skipped (${where}).`,
+      ),
     );
   }
   if (result.interrupted)

@@ -1,9 +1,7 @@
-import { Args } from '@oclif/core';
 import { BananasCommand } from '../../cli/base-command.js';
 import { confirmDestructive } from '../../cli/confirm.js';
-import { startProgress } from '../../cli/progress.js';
 import { color, table } from '../../cli/render.js';
-import { destructiveFlags } from '../../cli/shared-flags.js';
+import { destructiveFlags, jobIdArgs } from '../../cli/shared-flags.js';
 import { assertPrefix } from '../../core/keys.js';
 import { assertLookupId, deleteJob, quoteId, type DeleteResult } from '../../inspector/job.js';
 
@@ -18,9 +16,7 @@ Asks for confirmation; without a terminal on stdin, --yes is required. --dry-run
     "<%= config.bin %> job delete '' --yes",
   ];
 
-  static override args = {
-    id: Args.string({ description: "Job id ('' for the original cron job)", required: true }),
-  };
+  static override args = jobIdArgs;
 
   static override flags = { ...destructiveFlags };
 
@@ -28,10 +24,8 @@ Asks for confirmation; without a terminal on stdin, --yes is required. --dry-run
     const { flags } = this;
     const id = assertLookupId(this.args.id);
     assertPrefix(flags.prefix);
-    const progress = startProgress('Looking up the job', { json: this.jsonEnabled() });
-    let result: DeleteResult;
-    try {
-      result = await deleteJob(await this.redis(), flags.prefix, id, {
+    const result = await this.withProgress('Looking up the job', async (progress) =>
+      deleteJob(await this.redis(), flags.prefix, id, {
         dryRun: flags['dry-run'],
         confirm: async (plan) => {
           if (flags.yes) return;
@@ -40,10 +34,8 @@ Asks for confirmation; without a terminal on stdin, --yes is required. --dry-run
           const items = `${plan.removed.length} item${plan.removed.length === 1 ? '' : 's'}`;
           await confirmDestructive(`Delete job ${quoteId(id)} (the ${items} listed above)?`, { yes: false });
         },
-      });
-    } finally {
-      progress.stop();
-    }
+      }),
+    );
     this.print(render(result));
     return result;
   }

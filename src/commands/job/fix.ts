@@ -2,13 +2,13 @@ import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Args, Flags } from '@oclif/core';
+import { Flags } from '@oclif/core';
 import { BananasCommand } from '../../cli/base-command.js';
 import { confirmDestructive } from '../../cli/confirm.js';
 import { readJsonArgument } from '../../cli/input.js';
 import { startProgress } from '../../cli/progress.js';
 import { color } from '../../cli/render.js';
-import { destructiveFlags } from '../../cli/shared-flags.js';
+import { destructiveFlags, jobIdArgs } from '../../cli/shared-flags.js';
 import { ConflictError, InvalidJobError, UsageError } from '../../core/errors.js';
 import { assertPrefix, PRIORITIES } from '../../core/keys.js';
 import {
@@ -40,9 +40,7 @@ Without --set or --from the document opens in $VISUAL / $EDITOR (one field per l
     '<%= config.bin %> job fix 6c7d8e9f-0a1b-4c2d-9e3f-4a5b6c7d8e9f --from fixed.json --requeue --yes --json',
   ];
 
-  static override args = {
-    id: Args.string({ description: "Job id ('' for the original cron job)", required: true }),
-  };
+  static override args = jobIdArgs;
 
   static override flags = {
     set: Flags.string({

@@ -1,7 +1,7 @@
-import { Args, Flags } from '@oclif/core';
+import { Flags } from '@oclif/core';
 import { BananasCommand } from '../../cli/base-command.js';
 import { color } from '../../cli/render.js';
-import { startProgress } from '../../cli/progress.js';
+import { jobIdArgs } from '../../cli/shared-flags.js';
 import { assertPrefix } from '../../core/keys.js';
 import { assertLookupId, getJob, prettyJson, type JobDetails, type PlaceView } from '../../inspector/job.js';
 
@@ -19,9 +19,7 @@ The id is taken literally (* ? [ are not patterns). The original cron scheduler'
     "<%= config.bin %> job get '' --json",
   ];
 
-  static override args = {
-    id: Args.string({ description: "Job id ('' for the original cron job)", required: true }),
-  };
+  static override args = jobIdArgs;
 
   static override flags = {
     raw: Flags.boolean({ summary: 'Print the stored document exactly as stored (bytes), nothing else' }),
@@ -31,13 +29,9 @@ The id is taken literally (* ? [ are not patterns). The original cron scheduler'
     const { flags } = this;
     const id = assertLookupId(this.args.id);
     assertPrefix(flags.prefix);
-    const progress = startProgress('Looking up the job', { json: this.jsonEnabled() });
-    let details: JobDetails;
-    try {
-      details = await getJob(await this.redis(), flags.prefix, id, { raw: flags.raw });
-    } finally {
-      progress.stop();
-    }
+    const details = await this.withProgress('Looking up the job', async () =>
+      getJob(await this.redis(), flags.prefix, id, { raw: flags.raw }),
+    );
     if (this.jsonEnabled()) return details;
     if (flags.raw) {
       const bytes =

@@ -1,8 +1,7 @@
-import { Args, Flags } from '@oclif/core';
+import { Flags } from '@oclif/core';
 import { BananasCommand } from '../../cli/base-command.js';
-import { startProgress } from '../../cli/progress.js';
 import { color } from '../../cli/render.js';
-import { destructiveFlags } from '../../cli/shared-flags.js';
+import { destructiveFlags, jobIdArgs } from '../../cli/shared-flags.js';
 import { assertPrefix, PRIORITIES } from '../../core/keys.js';
 import {
   assertLookupId,
@@ -23,9 +22,7 @@ Refused (exit 8) while a worker holds the job (in processing) unless --force (it
     '<%= config.bin %> job requeue c0ffee00-1234-4abc-8def-0123456789ab --force --json',
   ];
 
-  static override args = {
-    id: Args.string({ description: "Job id ('' for the original cron job)", required: true }),
-  };
+  static override args = jobIdArgs;
 
   static override flags = {
     to: Flags.string({
@@ -43,17 +40,13 @@ Refused (exit 8) while a worker holds the job (in processing) unless --force (it
     const { flags } = this;
     const id = assertLookupId(this.args.id);
     assertPrefix(flags.prefix);
-    const progress = startProgress('Requeueing the job', { json: this.jsonEnabled() });
-    let result: RequeueResult;
-    try {
-      result = await requeueJob(await this.redis(), flags.prefix, id, {
+    const result = await this.withProgress('Requeueing the job', async () =>
+      requeueJob(await this.redis(), flags.prefix, id, {
         to: flags.to as RequeueTarget,
         force: flags.force,
         dryRun: flags['dry-run'],
-      });
-    } finally {
-      progress.stop();
-    }
+      }),
+    );
     this.print(render(result));
     return result;
   }

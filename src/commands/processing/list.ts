@@ -1,6 +1,5 @@
 import { BananasCommand } from '../../cli/base-command.js';
 import { positiveIntFlag } from '../../cli/flags.js';
-import { startProgress } from '../../cli/progress.js';
 import { color, table } from '../../cli/render.js';
 import { formatDuration } from '../../core/duration.js';
 import { assertPrefix } from '../../core/keys.js';
@@ -24,16 +23,12 @@ Counts cover the whole list; at most --limit entries are listed.`;
   async run(): Promise<ProcessingListing> {
     const { flags } = this;
     assertPrefix(flags.prefix);
-    const progress = startProgress('Reading processing', { json: this.jsonEnabled() });
-    let listing: ProcessingListing;
-    try {
-      listing = await listProcessing(await this.redis(), flags.prefix, {
+    const listing = await this.withProgress('Reading processing', async (progress) =>
+      listProcessing(await this.redis(), flags.prefix, {
         limit: flags.limit,
         onProgress: (done, total) => progress.update(done, total),
-      });
-    } finally {
-      progress.stop();
-    }
+      }),
+    );
     this.print(render(listing));
     return listing;
   }

@@ -2,7 +2,6 @@ import { Flags } from '@oclif/core';
 import { BananasCommand } from '../../cli/base-command.js';
 import { confirmDestructive } from '../../cli/confirm.js';
 import { durationFlag, positiveIntFlag } from '../../cli/flags.js';
-import { startProgress } from '../../cli/progress.js';
 import { color, table } from '../../cli/render.js';
 import { destructiveFlags } from '../../cli/shared-flags.js';
 import { formatDuration } from '../../core/duration.js';
@@ -47,10 +46,8 @@ Each job is moved in one atomic step, and only if it is still in processing with
     const question = 'Return stuck jobs to their queues?';
     // Scripts without --yes are refused before anything is read (confirmDestructive throws without a TTY).
     if (!dryRun && !flags.yes && !process.stdin.isTTY) await confirmDestructive(question, { yes: false });
-    const progress = startProgress('Reading processing', { json: this.jsonEnabled() });
-    let report: RecoverReport;
-    try {
-      report = await recoverProcessing(await this.redis(), flags.prefix, {
+    const report = await this.withProgress('Reading processing', async (progress) =>
+      recoverProcessing(await this.redis(), flags.prefix, {
         olderThanMs: flags['older-than'],
         includeUnleased: flags['include-unleased'] === true,
         dryRun,
@@ -68,10 +65,8 @@ Each job is moved in one atomic step, and only if it is still in processing with
                   },
                 );
               },
-      });
-    } finally {
-      progress.stop();
-    }
+      }),
+    );
     this.print(render(report));
     return report;
   }

@@ -1,6 +1,6 @@
 import { Args, Flags } from '@oclif/core';
 import { BananasCommand } from '../../cli/base-command.js';
-import { color, table } from '../../cli/render.js';
+import { color, formatCount, table } from '../../cli/render.js';
 import { assertPrefix, Keys } from '../../core/keys.js';
 import { MAX_PEEK_LIMIT, peekQueue, resolveQueue, type PeekResult } from '../../inspector/stats.js';
 
@@ -42,7 +42,7 @@ Jobs are listed next-out first: the right end of a list (where consumers take fr
 }
 
 function renderPeek(result: PeekResult): string {
-  const header = `${color.bold(result.queue)} (${result.key}): ${result.length.toLocaleString('en-US')} ${result.kind === 'scheduled' ? 'scheduled' : 'entries'}${result.length > result.jobs.length ? `; the next ${result.jobs.length}, next out first` : ''}`;
+  const header = `${color.bold(result.queue)} (${result.key}): ${formatCount(result.length)} ${result.kind === 'scheduled' ? 'scheduled' : 'entries'}${result.length > result.jobs.length ? `; the next ${result.jobs.length}, next out first` : ''}`;
   if (result.jobs.length === 0) return `${header}\n(empty)`;
   const extra = result.kind === 'scheduled' ? ['Run at'] : result.kind === 'processing' ? ['Lease'] : [];
   const rows = result.jobs.map((job) => {

@@ -1,17 +1,11 @@
 import { BananasCommand } from '../../cli/base-command.js';
 import { durationFlag } from '../../cli/flags.js';
-import { startProgress } from '../../cli/progress.js';
-import { color, table } from '../../cli/render.js';
+import { color, formatCount, table } from '../../cli/render.js';
+import { errorRateWindowFlag } from '../../cli/shared-flags.js';
 import { formatDuration } from '../../core/duration.js';
 import { UsageError } from '../../core/errors.js';
 import { assertPrefix, Keys } from '../../core/keys.js';
-import {
-  DEFAULT_WINDOW_MINUTES,
-  statsSampler,
-  windowMinutesFromMs,
-  type Level,
-  type QueueStats,
-} from '../../inspector/stats.js';
+import { statsSampler, windowMinutesFromMs, type Level, type QueueStats } from '../../inspector/stats.js';
 
 const MIN_WATCH_MS = 500;
 
@@ -31,11 +25,7 @@ The error rate is jobs that failed for good (dead-lettered) over jobs completed 
 
   static override flags = {
     watch: durationFlag({ summary: 'Redraw at this interval (e.g. 2s) until Ctrl-C' }),
-    window: durationFlag({
-      default: DEFAULT_WINDOW_MINUTES * 60_000,
-      defaultHelp: async () => '5m',
-      summary: 'Error-rate window, whole minutes up to 2h',
-    }),
+    window: errorRateWindowFlag,
   };
 
   async run(): Promise<QueueStats> {
@@ -52,13 +42,7 @@ The error rate is jobs that failed for good (dead-lettered) over jobs completed 
     }
     const sample = statsSampler(await this.redis(), new Keys(flags.prefix), { windowMinutes });
     if (flags.watch === undefined) {
-      const progress = startProgress('Reading queue stats', { json: this.jsonEnabled() });
-      let stats: QueueStats;
-      try {
-        stats = await sample();
-      } finally {
-        progress.stop();
-      }
+      const stats = await this.withProgress('Reading queue stats', () => sample());
       this.print(renderStats(stats));
       return stats;
     }
@@ -106,18 +90,14 @@ function paint(level: Level | null, text: string): string {
   return text;
 }
 
-function n(value: number): string {
-  return value.toLocaleString('en-US');
-}
-
 function renderStats(stats: QueueStats): string {
-  const rows = stats.ready.queues.map((q) => [q.name, q.key, paint(q.level, n(q.depth))]);
-  rows.push([color.bold('total'), '', paint(stats.ready.level, n(stats.ready.total))]);
+  const rows = stats.ready.queues.map((q) => [q.name, q.key, paint(q.level, formatCount(q.depth))]);
+  rows.push([color.bold('total'), '', paint(stats.ready.level, formatCount(stats.ready.total))]);
   const lines = [table(['Ready queue', 'Key', 'Depth'], rows)];
   const p = stats.processing;
   const processingNotes = [
-    p.lease_expired > 0 ? color.yellow(`${n(p.lease_expired)} past their lease`) : undefined,
-    p.no_lease > 0 ? color.yellow(`${n(p.no_lease)} without a lease`) : undefined,
+    p.lease_expired > 0 ? color.yellow(`${formatCount(p.lease_expired)} past their lease`) : undefined,
+    p.no_lease > 0 ? color.yellow(`${formatCount(p.no_lease)} without a lease`) : undefined,
   ].filter(Boolean);
   const s = stats.scheduled;
   const w = stats.workers;
@@ -125,18 +105,18 @@ function renderStats(stats: QueueStats): string {
   const utilization =
     w.utilization_percent === null
       ? 'utilization n/a'
-      : `utilization ${paint(w.level, `${w.utilization_percent}%`)} (${n(w.in_flight)} of ${n(w.concurrency)} slots busy)`;
+      : `utilization ${paint(w.level, `${w.utilization_percent}%`)} (${formatCount(w.in_flight)} of ${formatCount(w.concurrency)} slots busy)`;
   const errorRate =
     e.rate_percent === null
       ? `n/a: nothing completed or failed in the last ${e.window_minutes} min`
-      : `${paint(e.level, `${e.rate_percent}%`)} over ${e.window_minutes} min (${n(e.failed)} failed, ${n(e.completed)} completed, ${n(e.retried)} retried attempts)`;
+      : `${paint(e.level, `${e.rate_percent}%`)} over ${e.window_minutes} min (${formatCount(e.failed)} failed, ${formatCount(e.completed)} completed, ${formatCount(e.retried)} retried attempts)`;
   const label = (text: string) => color.bold(text.padEnd(13));
   lines.push(
     '',
-    `${label('Processing')}${n(p.total)}${processingNotes.length > 0 ? ` (${processingNotes.join(', ')})` : ''}`,
-    `${label('Scheduled')}${n(s.total)} (${n(s.due)} due now, ${n(s.later)} later)`,
-    `${label('Dead letter')}${paint(stats.dead_letter.level, n(stats.dead_letter.depth))}`,
-    `${label('Workers')}${n(w.live)} live${w.stale > 0 ? color.yellow(`, ${n(w.stale)} stale`) : ''}; ${utilization}`,
+    `${label('Processing')}${formatCount(p.total)}${processingNotes.length > 0 ? ` (${processingNotes.join(', ')})` : ''}`,
+    `${label('Scheduled')}${formatCount(s.total)} (${formatCount(s.due)} due now, ${formatCount(s.later)} later)`,
+    `${label('Dead letter')}${paint(stats.dead_letter.level, formatCount(stats.dead_letter.depth))}`,
+    `${label('Workers')}${formatCount(w.live)} live${w.stale > 0 ? color.yellow(`, ${formatCount(w.stale)} stale`) : ''}; ${utilization}`,
     `${label('Error rate')}${errorRate}`,
   );
   for (const problem of stats.problems) lines.push(color.yellow(`! ${problem}`));

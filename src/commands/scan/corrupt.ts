@@ -4,7 +4,7 @@ import { BananasCommand } from '../../cli/base-command.js';
 import { confirmDestructive } from '../../cli/confirm.js';
 import { positiveIntFlag } from '../../cli/flags.js';
 import { startProgress, type Progress } from '../../cli/progress.js';
-import { color, table } from '../../cli/render.js';
+import { color, formatCount, table } from '../../cli/render.js';
 import { destructiveFlags } from '../../cli/shared-flags.js';
 import { ExitCode } from '../../cli/exit-codes.js';
 import { UsageError } from '../../core/errors.js';
@@ -154,9 +154,8 @@ function sampleLine(cls: ScanClass, item: SampleItem): string {
 
 function render(report: ScanReport): string {
   const s = report.scanned;
-  const n = (v: number) => v.toLocaleString('en-US');
   const lines = [
-    `Scanned ${n(s.documents)} documents and ${n(s.ready_entries)} ready (${s.ready_lists} lists), ${n(s.processing_entries)} processing, ${n(s.dead_entries)} dead and ${n(s.scheduled_entries)} scheduled entries in ${(report.duration_ms / 1000).toFixed(1)} s.`,
+    `Scanned ${formatCount(s.documents)} documents and ${formatCount(s.ready_entries)} ready (${s.ready_lists} lists), ${formatCount(s.processing_entries)} processing, ${formatCount(s.dead_entries)} dead and ${formatCount(s.scheduled_entries)} scheduled entries in ${(report.duration_ms / 1000).toFixed(1)} s.`,
   ];
   const rows = SCAN_CLASSES.map((cls) => {
     const count = report.classes[cls].count;
@@ -165,7 +164,7 @@ function render(report: ScanReport): string {
       const p = report.classes.missing_document.by_place;
       meaning += ` (ready ${p.ready}, scheduled ${p.scheduled}, processing ${p.processing}, dead ${p.dead})`;
     }
-    return [CLASS_LABELS[cls][0], count > 0 ? color.red(n(count)) : '0', meaning];
+    return [CLASS_LABELS[cls][0], count > 0 ? color.red(formatCount(count)) : '0', meaning];
   });
   lines.push('', table(['PROBLEM', 'COUNT', 'WHAT IT MEANS'], rows));
   for (const cls of SCAN_CLASSES) {
@@ -174,14 +173,17 @@ function render(report: ScanReport): string {
     lines.push(
       '',
       color.bold(
-        `${CLASS_LABELS[cls][0]} (${n(c.count)}${c.sample_truncated ? `, first ${c.sample.length} shown` : ''}):`,
+        `${CLASS_LABELS[cls][0]} (${formatCount(c.count)}${c.sample_truncated ? `, first ${c.sample.length} shown` : ''}):`,
       ),
     );
     for (const item of c.sample) lines.push(sampleLine(cls, item));
   }
   lines.push('');
   if (report.clean) lines.push(color.green('No problems found.'));
-  else lines.push(color.red(`Found ${n(report.problems)} problem${report.problems === 1 ? '' : 's'}.`));
+  else
+    lines.push(
+      color.red(`Found ${formatCount(report.problems)} problem${report.problems === 1 ? '' : 's'}.`),
+    );
   const repair = report.repair;
   if (!repair) {
     if (!report.clean) lines.push('See what a repair would do: bananas scan corrupt --repair --dry-run');
@@ -215,12 +217,13 @@ function render(report: ScanReport): string {
         else if (a === 'remove_reference') lines.push(`  ${id}  removed from ${item.from.join(', ')}`);
         else lines.push(`  ${id}  ${item.from.length > 0 ? item.from.join(', ') : '(nowhere)'} → ${item.to}`);
       }
-      if (r.planned > r.sample.length) lines.push(`  … and ${n(r.planned - r.sample.length)} more`);
+      if (r.planned > r.sample.length) lines.push(`  … and ${formatCount(r.planned - r.sample.length)} more`);
     }
   }
   if (repair.left.length > 0) {
     lines.push(color.bold('Left as found:'));
-    for (const l of repair.left) lines.push(`  ${CLASS_LABELS[l.class][0]} (${n(l.count)}): ${l.reason}`);
+    for (const l of repair.left)
+      lines.push(`  ${CLASS_LABELS[l.class][0]} (${formatCount(l.count)}): ${l.reason}`);
   }
   if (repair.backup_file) lines.push(`Backup of every key changed: ${repair.backup_file}`);
   if (repair.dry_run) lines.push(color.dim('Dry run: nothing was changed.'));

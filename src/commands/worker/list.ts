@@ -1,6 +1,6 @@
 import { Flags } from '@oclif/core';
 import { BananasCommand } from '../../cli/base-command.js';
-import { color, table } from '../../cli/render.js';
+import { color, formatCount, table } from '../../cli/render.js';
 import { assertPrefix, Keys } from '../../core/keys.js';
 import { formatAgo, readWorkers, type WorkerInfo, type WorkerList } from '../../inspector/workers.js';
 
@@ -29,7 +29,7 @@ A worker is stale when its last heartbeat is older than 15 s (three heartbeats) 
 }
 
 function num(value: number | null): string {
-  return value === null ? '-' : value.toLocaleString('en-US');
+  return value === null ? '-' : formatCount(value);
 }
 
 function queues(w: WorkerInfo): string {

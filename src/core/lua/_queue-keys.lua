@@ -1,4 +1,6 @@
--- Shared fragment (included by the scripts that route a job by its document).
+-- Shared fragment, prepended to every script (src/core/scripts.ts): the functions more than one script
+-- needs. Every name starts with `bananas` so that it cannot clash with a script's own locals.
+
 -- Mirrors src/core/keys.ts: the ready list and the wake-up signal of a priority and routing key.
 local function bananasReadyList(prefix, priority, routingKey)
   if priority ~= 'high' and priority ~= 'low' then priority = 'normal' end
@@ -16,7 +18,7 @@ local function bananasSignal(prefix, routingKey)
 end
 
 -- Reads priority and routing key from a document; a missing or unreadable document routes to the
--- default normal list, where the next dequeue dead-letters it with the right reason.
+-- default normal list, where the next dequeue dead-letters it.
 local function bananasRouteOf(doc)
   if not doc then return 'normal', '' end
   local ok, decoded = pcall(cjson.decode, doc)
@@ -34,4 +36,157 @@ local function bananasWake(signalKey)
   if redis.call('LLEN', signalKey) == 0 then
     redis.call('LPUSH', signalKey, '1')
   end
+end
+
+-- bananasWake, once per script run for each signal list: `woken` remembers the ones already woken.
+local function bananasWakeOnce(signalKey, woken)
+  if not woken[signalKey] then
+    woken[signalKey] = true
+    bananasWake(signalKey)
+  end
+end
+
+-- Pushes `id` on the ready list its document `doc` routes to (bananasRouteOf) with `push` ('LPUSH': after
+-- the jobs waiting; 'RPUSH': it runs next) and wakes that route's idle workers (bananasWakeOnce).
+-- Returns the list.
+local function bananasPushRouted(prefix, id, doc, push, woken)
+  local priority, routingKey = bananasRouteOf(doc)
+  local list = bananasReadyList(prefix, priority, routingKey)
+  redis.call(push, list, id)
+  bananasWakeOnce(bananasSignal(prefix, routingKey), woken)
+  return list
+end
+
+-- Whether `doc` (a GET reply, false when there is no document) is the document a caller read: the
+-- SHA-1 (hex) of its bytes is `sha`, or, when `sha` is '', there is still no document.
+local function bananasIsDocument(doc, sha)
+  if sha == '' then return not doc end
+  return doc and redis.sha1hex(doc) == sha
+end
+
+-- One page of ids: from a list's consumer end (the right), or from a sorted set's lowest score,
+-- `offset` entries in ('list' or 'zset' is `kind`).
+local function bananasPage(source, kind, offset, size)
+  if kind == 'zset' then
+    return redis.call('ZRANGE', source, offset, offset + size - 1)
+  end
+  return redis.call('LRANGE', source, -(offset + size), -(offset + 1))
+end
+
+local BANANAS_CHUNK = 500
+
+-- Calls `command key a1 a2 …` (`command a1 a2 …` when key is nil) over `list` in chunks: unpack has a
+-- stack limit.
+local function bananasVariadic(command, key, list)
+  for from = 1, #list, BANANAS_CHUNK do
+    local to = math.min(from + BANANAS_CHUNK - 1, #list)
+    if key then
+      redis.call(command, key, unpack(list, from, to))
+    else
+      redis.call(command, unpack(list, from, to))
+    end
+  end
+end
+
+-- The values of `keys` in order (false where there is none), read in chunks of MGET.
+local function bananasMget(keys)
+  local values = {}
+  for from = 1, #keys, BANANAS_CHUNK do
+    local part = redis.call('MGET', unpack(keys, from, math.min(from + BANANAS_CHUNK - 1, #keys)))
+    for j = 1, #part do values[from + j - 1] = part[j] end
+  end
+  return values
+end
+
+-- Removing a batch of entries from a list by position (dlq-requeue-1.lua, dlq-clear-1.lua), step 1.
+-- `hints`: where each entry is expected, as a negative index from the tail (0 = unknown). Returns a
+-- function (id, hint) -> the entry's position now (a negative index) or false. One LRANGE checks every
+-- expected position at once; an id that moved is looked for among the entries nearest the tail (LPOS RANK
+-- -1 MAXLEN, `slack` entries beyond its hint), an id without a hint in the whole list.
+local function bananasLocator(list, hints, slack)
+  local low, high = 0, nil
+  for i = 1, #hints do
+    local hint = hints[i]
+    if hint < 0 then
+      if hint < low then low = hint end
+      if not high or hint > high then high = hint end
+    end
+  end
+  local window = {}
+  if high then
+    -- A list shorter than expected (others removed entries) would shift the window: clamp it.
+    local length = redis.call('LLEN', list)
+    if low < -length then low = -length end
+    if high >= low then window = redis.call('LRANGE', list, low, high) end
+  end
+  return function(id, hint)
+    if hint < 0 and hint >= low and window[hint - low + 1] == id then return hint end
+    if hint < 0 then return redis.call('LPOS', list, id, 'RANK', -1, 'MAXLEN', slack - hint) end
+    return redis.call('LPOS', list, id, 'RANK', -1)
+  end
+end
+
+-- Step 2: removes the entries found at `positions` (negative indexes, in the order found). One
+-- contiguous block -(kept+1) … -(kept+n) near the tail (at most `slack` entries after it) is cut out with
+-- LTRIM, the `kept` entries after it put back as they were; anything else is overwritten with the
+-- tombstone `tomb` (LSET) and all tombstones go with one LREM. So a sweep that leaves many entries at the
+-- tail costs O(depth) per batch, never an LREM rescanning them for every id.
+local function bananasRemoveAt(list, positions, slack, tomb)
+  local n = #positions
+  if n == 0 then return end
+  local kept = -positions[1] - 1
+  local contiguous = kept >= 0 and kept <= slack
+  for k = 1, n do
+    if positions[k] ~= -(kept + k) then contiguous = false end
+  end
+  if contiguous then
+    local after = {}
+    if kept > 0 then after = redis.call('LRANGE', list, -kept, -1) end
+    redis.call('LTRIM', list, 0, -(kept + n + 1))
+    if kept > 0 then bananasVariadic('RPUSH', list, after) end
+  else
+    for k = 1, n do redis.call('LSET', list, positions[k], tomb) end
+    redis.call('LREM', list, -n, tomb)
+  end
+end
+
+-- The places of one job (job-rewrite-6.lua, job-delete-7.lua): `places` holds the keys `ready` (a table
+-- of ready lists), `processing`, `dead`, `scheduled`, `leases` and `owners`.
+
+-- Where `id` is: one character per place ('1' present, '0' absent), in the order each ready list,
+-- processing, dead, scheduled, leases, lease owners (a table of characters: callers may append).
+local function bananasPresence(id, places)
+  local function inList(key)
+    return redis.call('LPOS', key, id) and '1' or '0'
+  end
+  local presence = {}
+  for i = 1, #places.ready do presence[#presence + 1] = inList(places.ready[i]) end
+  presence[#presence + 1] = inList(places.processing)
+  presence[#presence + 1] = inList(places.dead)
+  presence[#presence + 1] = redis.call('ZSCORE', places.scheduled, id) and '1' or '0'
+  presence[#presence + 1] = redis.call('ZSCORE', places.leases, id) and '1' or '0'
+  presence[#presence + 1] = redis.call('HEXISTS', places.owners, id) == 1 and '1' or '0'
+  return presence
+end
+
+-- Appends `key, count` to the flat reply `out` when `count` things were removed from `key`.
+local function bananasCountRemoved(out, key, count)
+  if count > 0 then
+    out[#out + 1] = key
+    out[#out + 1] = count
+  end
+end
+
+-- Removes every reference to `id`: all its occurrences in each ready list, processing and dead, its
+-- scheduled entry, its lease and lease owner (which discards the settlement of a worker still running
+-- it). What was removed is appended to `out` (bananasCountRemoved).
+local function bananasUnreference(out, id, places)
+  for i = 1, #places.ready do
+    bananasCountRemoved(out, places.ready[i], redis.call('LREM', places.ready[i], 0, id))
+  end
+  bananasCountRemoved(out, places.processing, redis.call('LREM', places.processing, 0, id))
+  bananasCountRemoved(out, places.dead, redis.call('LREM', places.dead, 0, id))
+  bananasCountRemoved(out, places.scheduled, redis.call('ZREM', places.scheduled, id))
+  bananasCountRemoved(out, places.leases, redis.call('ZREM', places.leases, id))
+  bananasCountRemoved(out, places.owners, redis.call('HDEL', places.owners, id))
 end

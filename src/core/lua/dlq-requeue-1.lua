@@ -10,8 +10,9 @@
   index from the tail). One LRANGE checks every expected position; an id that moved is looked for among
   the entries nearest the tail (LPOS RANK -1 MAXLEN). When the entries to remove form one contiguous
   block near the tail (the usual case) they are cut out with LTRIM; otherwise each is overwritten with a
-  tombstone (LSET) and all tombstones go with one LREM. A sweep that leaves many entries at the tail (a
-  filtered requeue) thus costs O(depth) per batch, never an LREM rescanning them for every id.
+  tombstone (LSET) and all tombstones go with one LREM (bananasLocator and bananasRemoveAt in
+  _queue-keys.lua). A sweep that leaves many entries at the tail (a filtered requeue) thus costs
+  O(depth) per batch, never an LREM rescanning them for every id.
 
   KEYS[1]  dead-letter list
   ARGV[1]  tombstone: a random value no id can take (it never outlives the script)
@@ -35,7 +36,6 @@ local t = tonumber(ARGV[4])
 local n = tonumber(ARGV[5 + 2 * t])
 local first = 7 + 2 * t
 local GROUP = 3
-local CHUNK = 500
 
 local function base(i) return first + (i - 1) * GROUP end
 
@@ -50,86 +50,27 @@ do
   if i ~= n then return redis.error_reply('ERR dlq-requeue: ' .. i .. ' positions for ' .. n .. ' entries') end
 end
 
--- Calls `command key a1 a2 …` over `list` in chunks (unpack has a stack limit).
-local function variadic(command, key, list)
-  for from = 1, #list, CHUNK do
-    local to = math.min(from + CHUNK - 1, #list)
-    if key then
-      redis.call(command, key, unpack(list, from, to))
-    else
-      redis.call(command, unpack(list, from, to))
-    end
-  end
-end
-
--- Every expected position at once.
-local low, high = 0, nil
-for i = 1, n do
-  local hint = hints[i]
-  if hint < 0 then
-    if hint < low then low = hint end
-    if not high or hint > high then high = hint end
-  end
-end
-local window = {}
-if high then
-  -- A list shorter than expected (others removed entries) would shift the window: clamp it.
-  local length = redis.call('LLEN', dead)
-  if low < -length then low = -length end
-  if high >= low then window = redis.call('LRANGE', dead, low, high) end
-end
-
-local documents = {}
-do
-  local jobKeys = {}
-  for i = 1, n do jobKeys[i] = jobPrefix .. ARGV[base(i)] end
-  for from = 1, n, CHUNK do
-    local part = redis.call('MGET', unpack(jobKeys, from, math.min(from + CHUNK - 1, n)))
-    for j = 1, #part do documents[from + j - 1] = part[j] end
-  end
-end
+local locate = bananasLocator(dead, hints, slack)
+local jobKeys = {}
+for i = 1, n do jobKeys[i] = jobPrefix .. ARGV[base(i)] end
+local documents = bananasMget(jobKeys)
 
 local status, positions = {}, {}
-local moved = 0
 for i = 1, n do
   local b = base(i)
-  local id, hint = ARGV[b], hints[i]
-  local position
-  if hint < 0 and hint >= low and window[hint - low + 1] == id then
-    position = hint
-  elseif hint < 0 then
-    position = redis.call('LPOS', dead, id, 'RANK', -1, 'MAXLEN', slack - hint)
-  else
-    position = redis.call('LPOS', dead, id, 'RANK', -1)
-  end
+  local position = locate(ARGV[b], hints[i])
   if not position then
     status[i] = -1
   elseif documents[i] ~= ARGV[b + 1] then
     status[i] = 0
   else
     status[i] = 1
-    moved = moved + 1
-    positions[moved] = position
+    positions[#positions + 1] = position
   end
 end
 
--- Remove the moved entries: one contiguous block -(kept+1) … -(kept+moved) is cut out with LTRIM
--- (the `kept` entries after it are put back as they were); anything else goes by tombstones.
-if moved > 0 then
-  local kept = -positions[1] - 1
-  local contiguous = kept >= 0 and kept <= slack
-  for k = 1, moved do
-    if positions[k] ~= -(kept + k) then contiguous = false end
-  end
-  if contiguous then
-    local after = {}
-    if kept > 0 then after = redis.call('LRANGE', dead, -kept, -1) end
-    redis.call('LTRIM', dead, 0, -(kept + moved + 1))
-    if kept > 0 then variadic('RPUSH', dead, after) end
-  else
-    for k = 1, moved do redis.call('LSET', dead, positions[k], tomb) end
-    redis.call('LREM', dead, -moved, tomb)
-  end
+if #positions > 0 then
+  bananasRemoveAt(dead, positions, slack, tomb)
 
   local writes, pushes, order = {}, {}, {}
   for i = 1, n do
@@ -146,9 +87,9 @@ if moved > 0 then
       ids[#ids + 1] = id
     end
   end
-  variadic('MSET', nil, writes)
+  bananasVariadic('MSET', nil, writes)
   for _, target in ipairs(order) do
-    variadic('LPUSH', ARGV[4 + 2 * target - 1], pushes[target])
+    bananasVariadic('LPUSH', ARGV[4 + 2 * target - 1], pushes[target])
     bananasWake(ARGV[4 + 2 * target])
   end
 end

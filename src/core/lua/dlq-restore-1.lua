@@ -23,10 +23,7 @@ for i = 1, n do
   if redis.call('SET', jobPrefix .. id, doc, 'NX') then
     if list == '' then list = dead end
     redis.call('LPUSH', list, id)
-    if signal ~= '' and not woken[signal] then
-      woken[signal] = true
-      bananasWake(signal)
-    end
+    if signal ~= '' then bananasWakeOnce(signal, woken) end
     status[i] = 1
   else
     status[i] = 0

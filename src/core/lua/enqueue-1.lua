@@ -24,10 +24,7 @@ for i = 0, n - 1 do
     else
       redis.call('ZADD', scheduled, score, id)
     end
-    if not woken[signal] then
-      woken[signal] = true
-      bananasWake(signal)
-    end
+    bananasWakeOnce(signal, woken)
     results[#results + 1] = 1
   else
     results[#results + 1] = 0

@@ -22,46 +22,20 @@
            document is not the one read; {"moved"} when the id is not where it was read. Nothing is
            deleted in the last two cases.
 ]]
-local docKey, resultKey, processing, dead, scheduled, leases, owners =
-  KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7]
+local docKey, resultKey = KEYS[1], KEYS[2]
 local id, expectedSha, expectedPresence = ARGV[1], ARGV[2], ARGV[3]
 local m = tonumber(ARGV[4])
-local readyLists = {}
-for i = 1, m do readyLists[i] = ARGV[4 + i] end
+local places = { ready = {}, processing = KEYS[3], dead = KEYS[4], scheduled = KEYS[5], leases = KEYS[6], owners = KEYS[7] }
+for i = 1, m do places.ready[i] = ARGV[4 + i] end
 
-local current = redis.call('GET', docKey)
-if expectedSha == '' then
-  if current then return { 'changed' } end
-elseif not current or redis.sha1hex(current) ~= expectedSha then
-  return { 'changed' }
-end
+if not bananasIsDocument(redis.call('GET', docKey), expectedSha) then return { 'changed' } end
 
-local function inList(key)
-  return redis.call('LPOS', key, id) and '1' or '0'
-end
-local presence = {}
-for i = 1, m do presence[#presence + 1] = inList(readyLists[i]) end
-presence[#presence + 1] = inList(processing)
-presence[#presence + 1] = inList(dead)
-presence[#presence + 1] = redis.call('ZSCORE', scheduled, id) and '1' or '0'
-presence[#presence + 1] = redis.call('ZSCORE', leases, id) and '1' or '0'
-presence[#presence + 1] = redis.call('HEXISTS', owners, id) == 1 and '1' or '0'
+local presence = bananasPresence(id, places)
 presence[#presence + 1] = redis.call('EXISTS', resultKey) == 1 and '1' or '0'
 if table.concat(presence) ~= expectedPresence then return { 'moved' } end
 
 local out = { 'ok' }
-local function removed(key, count)
-  if count > 0 then
-    out[#out + 1] = key
-    out[#out + 1] = count
-  end
-end
-removed(docKey, redis.call('DEL', docKey))
-removed(resultKey, redis.call('DEL', resultKey))
-for i = 1, m do removed(readyLists[i], redis.call('LREM', readyLists[i], 0, id)) end
-removed(processing, redis.call('LREM', processing, 0, id))
-removed(dead, redis.call('LREM', dead, 0, id))
-removed(scheduled, redis.call('ZREM', scheduled, id))
-removed(leases, redis.call('ZREM', leases, id))
-removed(owners, redis.call('HDEL', owners, id))
+bananasCountRemoved(out, docKey, redis.call('DEL', docKey))
+bananasCountRemoved(out, resultKey, redis.call('DEL', resultKey))
+bananasUnreference(out, id, places)
 return out

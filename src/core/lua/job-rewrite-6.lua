@@ -28,27 +28,18 @@
            something was removed); {"changed"} when the document is not the one read; {"moved"} when
            the id is not where it was read. Nothing is written in the last two cases.
 ]]
-local docKey, processing, dead, scheduled, leases, owners = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
+local docKey = KEYS[1]
 local id, expectedSha, expectedPresence = ARGV[1], ARGV[2], ARGV[3]
 local newDoc, ttlMode, target, signal = ARGV[4], ARGV[5], ARGV[6], ARGV[7]
 local m = tonumber(ARGV[8])
-local readyLists = {}
-for i = 1, m do readyLists[i] = ARGV[8 + i] end
+local places = { ready = {}, processing = KEYS[2], dead = KEYS[3], scheduled = KEYS[4], leases = KEYS[5], owners = KEYS[6] }
+for i = 1, m do places.ready[i] = ARGV[8 + i] end
 
+-- There must be a document to rewrite, and it must be the one read.
 local current = redis.call('GET', docKey)
-if not current or redis.sha1hex(current) ~= expectedSha then return { 'changed' } end
+if not current or not bananasIsDocument(current, expectedSha) then return { 'changed' } end
 
-local function inList(key)
-  return redis.call('LPOS', key, id) and '1' or '0'
-end
-local presence = {}
-for i = 1, m do presence[#presence + 1] = inList(readyLists[i]) end
-presence[#presence + 1] = inList(processing)
-presence[#presence + 1] = inList(dead)
-presence[#presence + 1] = redis.call('ZSCORE', scheduled, id) and '1' or '0'
-presence[#presence + 1] = redis.call('ZSCORE', leases, id) and '1' or '0'
-presence[#presence + 1] = redis.call('HEXISTS', owners, id) == 1 and '1' or '0'
-if table.concat(presence) ~= expectedPresence then return { 'moved' } end
+if table.concat(bananasPresence(id, places)) ~= expectedPresence then return { 'moved' } end
 
 if newDoc ~= '' then
   if ttlMode == 'keep' then
@@ -61,19 +52,8 @@ elseif ttlMode == 'persist' then
 end
 
 local out = { 'ok' }
-local function removed(key, count)
-  if count > 0 then
-    out[#out + 1] = key
-    out[#out + 1] = count
-  end
-end
 if target ~= '' then
-  for i = 1, m do removed(readyLists[i], redis.call('LREM', readyLists[i], 0, id)) end
-  removed(processing, redis.call('LREM', processing, 0, id))
-  removed(dead, redis.call('LREM', dead, 0, id))
-  removed(scheduled, redis.call('ZREM', scheduled, id))
-  removed(leases, redis.call('ZREM', leases, id))
-  removed(owners, redis.call('HDEL', owners, id))
+  bananasUnreference(out, id, places)
   redis.call('LPUSH', target, id)
   if signal ~= '' then bananasWake(signal) end
 end

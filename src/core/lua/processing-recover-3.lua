@@ -31,21 +31,13 @@ for i = 0, n - 1 do
   local doc = redis.pcall('GET', prefix .. 'job:' .. id)
   if type(doc) == 'table' then doc = false end
   if ok and sha ~= '' then
-    if sha == '-' then ok = doc == false else ok = doc ~= false and redis.sha1hex(doc) == sha end
+    if sha == '-' then ok = not doc else ok = bananasIsDocument(doc, sha) end
   end
   if ok then
     redis.call('LREM', processing, 0, id)
     redis.call('ZREM', leases, id)
     redis.call('HDEL', owners, id)
-    local priority, routingKey = bananasRouteOf(doc)
-    local list = bananasReadyList(prefix, priority, routingKey)
-    redis.call('RPUSH', list, id)
-    local signal = bananasSignal(prefix, routingKey)
-    if not woken[signal] then
-      woken[signal] = true
-      bananasWake(signal)
-    end
-    out[#out + 1] = list
+    out[#out + 1] = bananasPushRouted(prefix, id, doc, 'RPUSH', woken)
   else
     out[#out + 1] = 0
   end

@@ -17,13 +17,7 @@ local moved = 0
 local woken = {}
 for _, id in ipairs(due) do
   if redis.call('ZREM', scheduled, id) == 1 then
-    local priority, routingKey = bananasRouteOf(redis.call('GET', prefix .. 'job:' .. id))
-    redis.call('LPUSH', bananasReadyList(prefix, priority, routingKey), id)
-    local signal = bananasSignal(prefix, routingKey)
-    if not woken[signal] then
-      woken[signal] = true
-      bananasWake(signal)
-    end
+    bananasPushRouted(prefix, id, redis.call('GET', prefix .. 'job:' .. id), 'LPUSH', woken)
     moved = moved + 1
   end
 end

@@ -23,13 +23,7 @@ for _, id in ipairs(expired) do
   redis.call('HDEL', owners, id)
   -- An id someone already took out of processing (an operator, a delete) only loses its stale lease.
   if redis.call('LREM', processing, -1, id) > 0 then
-    local priority, routingKey = bananasRouteOf(redis.call('GET', prefix .. 'job:' .. id))
-    redis.call('RPUSH', bananasReadyList(prefix, priority, routingKey), id)
-    local signal = bananasSignal(prefix, routingKey)
-    if not woken[signal] then
-      woken[signal] = true
-      bananasWake(signal)
-    end
+    bananasPushRouted(prefix, id, redis.call('GET', prefix .. 'job:' .. id), 'RPUSH', woken)
     out[#out + 1] = id
     out[#out + 1] = previousOwner
   end

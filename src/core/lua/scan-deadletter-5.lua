@@ -25,7 +25,7 @@ local processing, leases, owners, scheduled, dead = KEYS[1], KEYS[2], KEYS[3], K
 local jobKey, id, expectedSha, lease, fromScheduled = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5] == '1'
 
 local doc = redis.call('GET', jobKey)
-if not doc or redis.sha1hex(doc) ~= expectedSha then return -1 end
+if not doc or not bananasIsDocument(doc, expectedSha) then return -1 end
 if lease ~= '-' and (redis.call('ZSCORE', leases, id) or '') ~= lease then return -1 end
 
 local removed = 0

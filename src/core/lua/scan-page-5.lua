@@ -26,12 +26,7 @@ local jobPrefix, kind = ARGV[1], ARGV[2]
 local offset, size = tonumber(ARGV[3]), tonumber(ARGV[4])
 local code, checkLeases, now, ttl = ARGV[5], ARGV[6] == '1', tonumber(ARGV[7]), ARGV[8]
 
-local ids
-if kind == 'zset' then
-  ids = redis.call('ZRANGE', source, offset, offset + size - 1)
-else
-  ids = redis.call('LRANGE', source, -(offset + size), -(offset + 1))
-end
+local ids = bananasPage(source, kind, offset, size)
 
 local missing = {}
 local leaseProblems = {}

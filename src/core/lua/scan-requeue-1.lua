@@ -18,7 +18,7 @@
 local scheduled = KEYS[1]
 local jobKey, id, expectedSha, target, score, signal = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
 local doc = redis.call('GET', jobKey)
-if not doc or redis.sha1hex(doc) ~= expectedSha then return -1 end
+if not doc or not bananasIsDocument(doc, expectedSha) then return -1 end
 if redis.call('PTTL', jobKey) ~= -1 then return -1 end
 if redis.call('ZSCORE', scheduled, id) then return -1 end
 for i = 7, #ARGV do

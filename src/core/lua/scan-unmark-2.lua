@@ -13,11 +13,6 @@
 ]]
 local source, candidates = KEYS[1], KEYS[2]
 local kind, offset, size = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
-local ids
-if kind == 'zset' then
-  ids = redis.call('ZRANGE', source, offset, offset + size - 1)
-else
-  ids = redis.call('LRANGE', source, -(offset + size), -(offset + 1))
-end
+local ids = bananasPage(source, kind, offset, size)
 if #ids > 0 then redis.call('SREM', candidates, unpack(ids)) end
 return { #ids, redis.call('SCARD', candidates) }
