@@ -8,14 +8,22 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createRedis } from '../../src/core/connection.js';
 import { Keys } from '../../src/core/keys.js';
 import { Queue, type EnqueueRequest } from '../../src/core/queue.js';
-import { snapshotBuild, type CliProcess } from '../helpers/cli.js';
+import { snapshotBuild, type CliProcess, type SnapshotBuild } from '../helpers/cli.js';
 import { waitFor } from '../helpers/context.js';
 import { RedisServer } from '../helpers/redis-server.js';
-import { printResults, report, RunLog, startWorker, tally, waitAllCompleted } from './harness.js';
+import {
+  printResults,
+  report,
+  RunLog,
+  startWorker,
+  tally,
+  waitAllCompleted,
+  type Placement,
+} from './harness.js';
 
 const SCALE = Number(process.env.FAULTS_SCALE ?? 1);
 const keys = new Keys();
-let build: Awaited<ReturnType<typeof snapshotBuild>>;
+let build: SnapshotBuild;
 const cleanups: Array<() => Promise<void> | void> = [];
 const workers: CliProcess[] = [];
 
@@ -59,20 +67,43 @@ async function enqueueAll(queue: Queue, requests: EnqueueRequest[]): Promise<str
   return ids;
 }
 
+/** Starts a worker process on the built CLI (see startWorker); afterEach kills it if it still runs. */
+function runWorker(redisUrl: string, runs: RunLog, args?: string[]): CliProcess {
+  const worker = startWorker(build.bin, redisUrl, runs, args);
+  workers.push(worker);
+  return worker;
+}
+
+/** Records a scenario's row of the results table: jobs lost (not completed) and misplaced, from `state`. */
+function record(
+  scenario: string,
+  jobs: number,
+  state: Placement,
+  duplicated: number,
+  recoveryMs: number,
+): void {
+  report({
+    scenario,
+    jobs,
+    lost: state.notCompleted.length,
+    duplicated,
+    misplaced: state.referenced.size,
+    recovery_ms: recoveryMs,
+  });
+}
+
 describe('fault injection', () => {
   it('1. SIGKILL a worker mid-run: another worker completes everything within the lease', async () => {
     const { redis, runs, queue, server } = await setup();
     const n = Math.round(10_000 * SCALE);
     const ids = await enqueueAll(queue, work(n));
-    const victim = startWorker(build.bin, server.url, runs, ['--concurrency', '50', '--lease', '5s']);
-    workers.push(victim);
+    const victim = runWorker(server.url, runs, ['--concurrency', '50', '--lease', '5s']);
     await waitFor(() => tally(runs, ids).neverRan < n * 0.7, 60_000, '30 % of the jobs');
     victim.child.kill('SIGKILL');
     await victim.done;
     const killedAt = Date.now();
     const heldAtKill = await redis.llen(keys.processing);
-    const survivor = startWorker(build.bin, server.url, runs, ['--concurrency', '50', '--lease', '5s']);
-    workers.push(survivor);
+    runWorker(server.url, runs, ['--concurrency', '50', '--lease', '5s']);
     await waitFor(
       async () => (await redis.zcard(keys.leases)) === 0 || (await redis.llen(keys.processing)) < heldAtKill,
       30_000,
@@ -89,14 +120,7 @@ describe('fault injection', () => {
     const recoveryMs = Date.now() - killedAt;
     const state = await waitAllCompleted(redis, keys, ids, 120_000);
     const { neverRan, duplicated } = tally(runs, ids);
-    report({
-      scenario: 'SIGKILL a worker (lease 5 s)',
-      jobs: n,
-      lost: state.notCompleted.length,
-      duplicated,
-      misplaced: state.referenced.size,
-      recovery_ms: recoveryMs,
-    });
+    record('SIGKILL a worker (lease 5 s)', n, state, duplicated, recoveryMs);
     expect(state.notCompleted).toEqual([]);
     expect(state.referenced.size).toBe(0);
     expect(neverRan).toBe(0);
@@ -108,8 +132,7 @@ describe('fault injection', () => {
   it('2. SIGKILL Redis (AOF, appendfsync always) and restart it: no acknowledged job is lost', async () => {
     const { server, redis, runs } = await setup(['--appendonly', 'yes', '--appendfsync', 'always']);
     const n = Math.round(3000 * SCALE);
-    const worker = startWorker(build.bin, server.url, runs, ['--concurrency', '20', '--log-level', 'info']);
-    workers.push(worker);
+    const worker = runWorker(server.url, runs, ['--concurrency', '20', '--log-level', 'info']);
     await worker.waitForOutput('Worker starting');
     // A producer that gives up at once on errors: only acknowledged enqueues count.
     const producer = createRedis({ url: server.url, mode: 'fail-fast' });
@@ -140,14 +163,7 @@ describe('fault injection', () => {
     const state = await waitAllCompleted(redis, keys, acked, 120_000);
     if (process.env.FAULTS_DEBUG) console.log(worker.output());
     const { duplicated } = tally(runs, acked);
-    report({
-      scenario: 'SIGKILL Redis (AOF always) + restart',
-      jobs: acked.length,
-      lost: state.notCompleted.length,
-      duplicated,
-      misplaced: state.referenced.size,
-      recovery_ms: Date.now() - restartedAt,
-    });
+    record('SIGKILL Redis (AOF always) + restart', acked.length, state, duplicated, Date.now() - restartedAt);
     expect(state.notCompleted).toEqual([]);
     expect(state.referenced.size).toBe(0);
     expect(worker.output()).toContain('Redis connection error - retrying with backoff');
@@ -157,8 +173,7 @@ describe('fault injection', () => {
     const { server, redis, runs, queue } = await setup();
     const n = Math.round(3000 * SCALE);
     const ids = await enqueueAll(queue, work(n, { min_ms: 5, max_ms: 20 }));
-    const worker = startWorker(build.bin, server.url, runs, ['--concurrency', '20']);
-    workers.push(worker);
+    runWorker(server.url, runs, ['--concurrency', '20']);
     await waitFor(() => tally(runs, ids).neverRan < n * 0.8, 60_000, 'some progress');
     server.signal('SIGSTOP');
     await new Promise((r) => setTimeout(r, 20_000));
@@ -166,14 +181,7 @@ describe('fault injection', () => {
     const resumedAt = Date.now();
     const state = await waitAllCompleted(redis, keys, ids, 120_000);
     const { neverRan, duplicated } = tally(runs, ids);
-    report({
-      scenario: 'freeze Redis 20 s (SIGSTOP/SIGCONT)',
-      jobs: n,
-      lost: state.notCompleted.length,
-      duplicated,
-      misplaced: state.referenced.size,
-      recovery_ms: Date.now() - resumedAt,
-    });
+    record('freeze Redis 20 s (SIGSTOP/SIGCONT)', n, state, duplicated, Date.now() - resumedAt);
     expect(state.notCompleted).toEqual([]);
     expect(state.referenced.size).toBe(0);
     expect(neverRan).toBe(0);
@@ -183,13 +191,7 @@ describe('fault injection', () => {
   it('4. SIGTERM a worker running 10 s jobs with a 2 s shutdown timeout: jobs go back and run later', async () => {
     const { server, redis, runs, queue } = await setup();
     const ids = await enqueueAll(queue, work(10, { min_ms: 10_000, max_ms: 10_000 }));
-    const worker = startWorker(build.bin, server.url, runs, [
-      '--concurrency',
-      '10',
-      '--shutdown-timeout',
-      '2s',
-    ]);
-    workers.push(worker);
+    const worker = runWorker(server.url, runs, ['--concurrency', '10', '--shutdown-timeout', '2s']);
     await waitFor(async () => (await redis.llen(keys.processing)) === 10, 30_000, 'all 10 in flight');
     const termAt = Date.now();
     worker.child.kill('SIGTERM');
@@ -204,17 +206,10 @@ describe('fault injection', () => {
       const doc = (await redis.get(keys.job(id)))!;
       await redis.set(keys.job(id), doc.replace('"min_ms":10000,"max_ms":10000', '"min_ms":1,"max_ms":2'));
     }
-    workers.push(startWorker(build.bin, server.url, runs));
+    runWorker(server.url, runs);
     const state = await waitAllCompleted(redis, keys, ids, 30_000);
     const { duplicated } = tally(runs, ids);
-    report({
-      scenario: 'SIGTERM, 10 s jobs, 2 s grace',
-      jobs: ids.length,
-      lost: state.notCompleted.length,
-      duplicated,
-      misplaced: state.referenced.size,
-      recovery_ms: exitMs,
-    });
+    record('SIGTERM, 10 s jobs, 2 s grace', ids.length, state, duplicated, exitMs);
     expect(state.notCompleted).toEqual([]);
     expect(duplicated).toBe(0);
   });

@@ -1,6 +1,6 @@
 /**
- * Running the built CLI end to end for test/integration/cli.test.ts: a snapshot of the build, a child
- * process with a controlled environment and a hard timeout, and small Redis helpers.
+ * Running the built CLI end to end for the integration tests: a snapshot of the build, a child process
+ * with a controlled environment and a hard timeout, the one-line error check, and small Redis helpers.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { cpSync, existsSync, mkdtempSync, rmSync, symlinkSync } from 'node:fs';
@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Redis } from 'ioredis';
+import { expect } from 'vitest';
 import { escapeGlob } from '../../src/core/keys.js';
 
 export const PROJECT_ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -22,14 +23,19 @@ function buildIsComplete(root: string): boolean {
   ].every((path) => existsSync(join(root, path)));
 }
 
+export interface SnapshotBuild {
+  root: string;
+  /** bin/run.js of the snapshot. */
+  bin: string;
+  remove: () => void;
+}
+
 /**
  * Copies the built CLI (bin/, dist/, package.json; node_modules linked) to a temporary directory, so a
  * concurrent `npm run build` (which deletes dist/) cannot pull the files out from under a running test.
  * Fails clearly when there is no build.
  */
-export async function snapshotBuild(
-  waitMs = 30_000,
-): Promise<{ root: string; bin: string; remove: () => void }> {
+export async function snapshotBuild(waitMs = 30_000): Promise<SnapshotBuild> {
   if (!existsSync(join(PROJECT_ROOT, 'dist/commands'))) {
     throw new Error('dist/commands is missing: run `npm run build` first (`npm test` does it)');
   }
@@ -158,16 +164,22 @@ export function runCli(bin: string, args: string[], options: RunOptions = {}): P
   return startCli(bin, args, options).done;
 }
 
-/** Every key matching `pattern` (SCAN, never KEYS). */
+/** stderr is exactly one line `bananas: <message>`; returns the message. */
+export function oneErrorLine(result: { stderr: string }): string {
+  expect(result.stderr, 'stderr should be one line').toMatch(/^bananas: [^\n]+\n$/);
+  return result.stderr.slice('bananas: '.length, -1);
+}
+
+/** Every key matching `pattern`, sorted, each once (SCAN, never KEYS; SCAN may return a key twice). */
 export async function scanKeys(redis: Redis, pattern: string): Promise<string[]> {
-  const found: string[] = [];
+  const found = new Set<string>();
   let cursor = '0';
   do {
     const [next, keys] = await redis.scan(cursor, 'MATCH', pattern, 'COUNT', 1000);
     cursor = next;
-    found.push(...keys);
+    for (const key of keys) found.add(key);
   } while (cursor !== '0');
-  return found.sort();
+  return [...found].sort();
 }
 
 /** Every key under `prefix`. */

@@ -1,6 +1,7 @@
 /**
  * Loads the wire-format vectors (test/fixtures/vectors/*.json: real documents captured from the original
- * producers) and writes their keys raw into Redis under a test prefix.
+ * producers) and writes their keys raw into Redis under a test prefix; builds job documents as the Go
+ * service writes them.
  */
 import { readFileSync } from 'node:fs';
 import type { Redis } from 'ioredis';
@@ -58,4 +59,40 @@ export async function seedVectors(redis: Redis, file: VectorFile, prefix: string
     }
     if (entry.ttl !== undefined && entry.ttl > 0) await redis.expire(key, entry.ttl);
   }
+}
+
+/**
+ * A pending job document as the Go service writes it, in its field order (error only when given).
+ * `fields` replace fields in place; fields that are not in the base (scheduled_for, ...) are appended, in
+ * their order.
+ */
+export function jobDocument(id: string, fields: Record<string, unknown> = {}): string {
+  return JSON.stringify({
+    id,
+    name: 'send_email',
+    payload: {},
+    status: 'pending',
+    priority: 'normal',
+    created_at: '2025-11-10T04:16:35.123Z',
+    updated_at: '2025-11-10T04:16:35.123Z',
+    attempts: 0,
+    max_retries: 3,
+    error: undefined,
+    routing_key: 'default',
+    ...fields,
+  });
+}
+
+/** A dead job as the Go service leaves it (status failed, attempts exhausted); `fields` as for jobDocument. */
+export function deadJobDocument(id: string, fields: Record<string, unknown> = {}): string {
+  return jobDocument(id, {
+    name: 'charge_card',
+    payload: { amount: 1999 },
+    status: 'failed',
+    created_at: '2025-11-10T04:16:33.1234567Z',
+    updated_at: '2025-11-10T04:16:47Z',
+    attempts: 3,
+    error: 'card declined',
+    ...fields,
+  });
 }

@@ -32,3 +32,12 @@ export async function snapshot(redis: Redis, prefix: string): Promise<Record<str
   }
   return out;
 }
+
+/** Keys whose snapshot differs (or exists on one side only), sorted. */
+export function changedKeys(
+  before: Record<string, KeySnapshot>,
+  after: Record<string, KeySnapshot>,
+): string[] {
+  const keys = new Set([...Object.keys(before), ...Object.keys(after)]);
+  return [...keys].filter((k) => JSON.stringify(before[k]) !== JSON.stringify(after[k])).sort();
+}

@@ -8,107 +8,59 @@
 import { mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { format } from 'node:util';
-import { Config } from '@oclif/core';
+import type { Config } from '@oclif/core';
 import type { Redis } from 'ioredis';
-import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import JobEnqueue from '../../src/commands/job/enqueue.js';
 import { escapeGlob } from '../../src/core/keys.js';
 import {
   cleanEnv,
   keysUnder,
+  oneErrorLine,
   runCli,
   scanKeys,
-  snapshotBuild,
   startCli,
   type CliResult,
+  type SnapshotBuild,
 } from '../helpers/cli.js';
 import { freshPrefix, rawClient, testRedisUrl, waitFor } from '../helpers/context.js';
+import { closeTestBed, openTestBed, runInProcess } from '../helpers/in-process.js';
 import { RedisServer } from '../helpers/redis-server.js';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 /** 2030-01-02T03:04:05Z in Unix seconds. */
 const AT_2030 = 1893553445;
 
-let build: Awaited<ReturnType<typeof snapshotBuild>>;
+let build: SnapshotBuild;
 let config: Config;
 let redis: Redis;
 let scratch: string;
 
 beforeAll(async () => {
-  build = await snapshotBuild();
-  config = await Config.load(build.root);
-  redis = rawClient();
-  scratch = mkdtempSync(join(tmpdir(), 'bananas-cli-scratch-'));
+  ({ build, config, redis, scratch } = await openTestBed({ scratch: 'bananas-cli-scratch-' }));
 });
 
-afterAll(() => {
-  redis?.disconnect();
-  build?.remove();
-  if (scratch) rmSync(scratch, { recursive: true, force: true });
-});
+afterAll(() => closeTestBed({ build, redis, scratch }));
 
 /** The built CLI with REDIS_URL pointing at the test Redis (unless `env` says otherwise). */
 function cli(args: string[], env: Record<string, string | undefined> = {}, timeoutMs = 15_000, cwd?: string) {
   return runCli(build.bin, args, { env: cleanEnv({ REDIS_URL: testRedisUrl(), ...env }), timeoutMs, cwd });
 }
 
-/** stderr is exactly one line `bananas: <message>`; returns the message. */
-function oneErrorLine(result: CliResult): string {
-  expect(result.stderr, 'stderr should be one line').toMatch(/^bananas: [^\n]+\n$/);
-  return result.stderr.slice('bananas: '.length, -1);
+/** `job enqueue ...args` on the built CLI. */
+function enqueueCli(args: string[], env: Record<string, string | undefined> = {}) {
+  return cli(['job', 'enqueue', ...args], env);
 }
 
-interface InProcessResult {
-  result?: unknown;
-  exit: number;
-  stdout: string;
-  stderr: string;
-}
-
-/** Runs `job enqueue` in this process (from the sources), capturing what it writes. */
-async function enqueueInProcess(argv: string[]): Promise<InProcessResult> {
-  let stdout = '';
-  let stderr = '';
-  const capture = (to: 'out' | 'err') =>
-    ((chunk: string | Uint8Array) => {
-      if (to === 'out') stdout += String(chunk);
-      else stderr += String(chunk);
-      return true;
-    }) as typeof process.stdout.write;
-  const spies = [
-    vi.spyOn(process.stdout, 'write').mockImplementation(capture('out')),
-    vi.spyOn(process.stderr, 'write').mockImplementation(capture('err')),
-    // oclif's this.log / JSON output go through console.log.
-    vi
-      .spyOn(console, 'log')
-      .mockImplementation((...args: unknown[]) => void (stdout += `${format(...args)}\n`)),
-    vi
-      .spyOn(console, 'error')
-      .mockImplementation((...args: unknown[]) => void (stderr += `${format(...args)}\n`)),
-  ];
-  try {
-    const result = await JobEnqueue.run(argv, config);
-    return { result, exit: 0, stdout, stderr };
-  } catch (err) {
-    const exit = (err as { oclif?: { exit?: number } }).oclif?.exit;
-    if (exit === undefined) throw err;
-    return { exit, stdout, stderr };
-  } finally {
-    for (const spy of spies) spy.mockRestore();
-  }
-}
-
-function enqueueArgs(prefix: string, ...args: string[]): string[] {
-  return [...args, '--prefix', prefix, '--redis-url', testRedisUrl()];
+/** Runs `job enqueue ...args` under `prefix` in this process (from the sources), capturing its output. */
+function enqueueInProcess(prefix: string, ...args: string[]) {
+  return runInProcess(config, JobEnqueue, args, { prefix });
 }
 
 describe('job enqueue', () => {
   it('prints the new id; the document and the LPUSH on the priority list exist under the prefix', async () => {
     const prefix = freshPrefix();
-    const run = await enqueueInProcess(
-      enqueueArgs(prefix, 'echo', '--payload', '{"a":1}', '--priority', 'high'),
-    );
+    const run = await enqueueInProcess(prefix, 'echo', '--payload', '{"a":1}', '--priority', 'high');
     expect(run.exit).toBe(0);
     expect(run.stderr).toBe('');
     const id = run.stdout.trim();
@@ -128,16 +80,7 @@ describe('job enqueue', () => {
 
   it('--json prints exactly one JSON document on stdout and nothing else', async () => {
     const prefix = freshPrefix();
-    const result = await cli([
-      'job',
-      'enqueue',
-      'echo',
-      '--payload',
-      '{"a":1}',
-      '--json',
-      '--prefix',
-      prefix,
-    ]);
+    const result = await enqueueCli(['echo', '--payload', '{"a":1}', '--json', '--prefix', prefix]);
     expect(result.code).toBe(0);
     expect(result.stderr).toBe('');
     const doc = JSON.parse(result.stdout) as Record<string, unknown>;
@@ -155,7 +98,7 @@ describe('job enqueue', () => {
     const prefix = freshPrefix();
     const file = join(scratch, 'payload.json');
     writeFileSync(file, '{"order_id": 12345678901234567890, "note": "caf\u00e9"}\n');
-    const run = await enqueueInProcess(enqueueArgs(prefix, 'echo', '--payload', `@${file}`));
+    const run = await enqueueInProcess(prefix, 'echo', '--payload', `@${file}`);
     expect(run.exit).toBe(0);
     const id = run.stdout.trim();
     const raw = await redis.get(`${prefix}job:${id}`);
@@ -164,7 +107,7 @@ describe('job enqueue', () => {
 
   it('--route gpu puts the job on <prefix>route:gpu:queue:normal', async () => {
     const prefix = freshPrefix();
-    const run = await enqueueInProcess(enqueueArgs(prefix, 'transcode', '--route', 'gpu', '--json'));
+    const run = await enqueueInProcess(prefix, 'transcode', '--route', 'gpu', '--json');
     expect(run.exit).toBe(0);
     const job = run.result as { id: string; queue: string; routing_key: string };
     expect(job.queue).toBe(`${prefix}route:gpu:queue:normal`);
@@ -179,7 +122,7 @@ describe('job enqueue', () => {
   it('--delay 10s puts the job on the scheduled set with a score of about now + 10 s', async () => {
     const prefix = freshPrefix();
     const before = Date.now() / 1000;
-    const run = await enqueueInProcess(enqueueArgs(prefix, 'echo', '--delay', '10s', '--json'));
+    const run = await enqueueInProcess(prefix, 'echo', '--delay', '10s', '--json');
     const after = Date.now() / 1000;
     expect(run.exit).toBe(0);
     const job = run.result as { id: string; queue: string; status: string };
@@ -195,9 +138,7 @@ describe('job enqueue', () => {
 
   it('--at 2030-01-02T03:04:05Z scores the job 1893553445', async () => {
     const prefix = freshPrefix();
-    const run = await enqueueInProcess(
-      enqueueArgs(prefix, 'report', '--at', '2030-01-02T03:04:05Z', '--json'),
-    );
+    const run = await enqueueInProcess(prefix, 'report', '--at', '2030-01-02T03:04:05Z', '--json');
     expect(run.exit).toBe(0);
     const job = run.result as { id: string; scheduled_for?: string };
     expect(Number(await redis.zscore(`${prefix}queue:scheduled`, job.id))).toBe(AT_2030);
@@ -206,12 +147,9 @@ describe('job enqueue', () => {
 
   it('--at without an offset is UTC whatever the local time zone', async () => {
     const prefix = freshPrefix();
-    const result = await cli(
-      ['job', 'enqueue', 'report', '--at', '2030-01-02T03:04:05', '--prefix', prefix],
-      {
-        TZ: 'America/New_York',
-      },
-    );
+    const result = await enqueueCli(['report', '--at', '2030-01-02T03:04:05', '--prefix', prefix], {
+      TZ: 'America/New_York',
+    });
     expect(result.code).toBe(0);
     const id = result.stdout.trim();
     expect(Number(await redis.zscore(`${prefix}queue:scheduled`, id))).toBe(AT_2030);
@@ -219,25 +157,13 @@ describe('job enqueue', () => {
 
   it('--id that exists already exits 8 with one line and leaves the first job unchanged', async () => {
     const prefix = freshPrefix();
-    const first = await cli([
-      'job',
-      'enqueue',
-      'echo',
-      '--id',
-      'custom-1',
-      '--payload',
-      '{"v":1}',
-      '--prefix',
-      prefix,
-    ]);
+    const first = await enqueueCli(['echo', '--id', 'custom-1', '--payload', '{"v":1}', '--prefix', prefix]);
     expect(first.code).toBe(0);
     expect(first.stdout).toBe('custom-1\n');
     const original = await redis.get(`${prefix}job:custom-1`);
     expect(original).toContain('"payload":{"v":1}');
 
-    const second = await cli([
-      'job',
-      'enqueue',
+    const second = await enqueueCli([
       'other',
       '--id',
       'custom-1',
@@ -252,7 +178,7 @@ describe('job enqueue', () => {
     expect(second.stdout).toBe('');
     expect(oneErrorLine(second)).toMatch(/"custom-1" already exists/);
 
-    const json = await cli(['job', 'enqueue', 'echo', '--id', 'custom-1', '--json', '--prefix', prefix]);
+    const json = await enqueueCli(['echo', '--id', 'custom-1', '--json', '--prefix', prefix]);
     expect(json.code).toBe(8);
     expect(JSON.parse(json.stdout)).toMatchObject({ error: { code: 'DUPLICATE_JOB', exitCode: 8 } });
 
@@ -290,7 +216,7 @@ describe.concurrent('job enqueue: bad input exits 2 with one line and writes not
 
   it.for(cases)('%s', async ([, args, message], { expect }) => {
     const prefix = freshPrefix();
-    const result = await cli(['job', 'enqueue', ...args, '--prefix', prefix]);
+    const result = await enqueueCli([...args, '--prefix', prefix]);
     expect(result.code).toBe(2);
     expect(result.stdout).toBe('');
     expect(oneErrorLine(result)).toMatch(message);
@@ -299,7 +225,7 @@ describe.concurrent('job enqueue: bad input exits 2 with one line and writes not
 
   it('--json: the error is one JSON document on stdout, and one line on stderr', async ({ expect }) => {
     const prefix = freshPrefix();
-    const result = await cli(['job', 'enqueue', 'echo', '--delay', '10', '--json', '--prefix', prefix]);
+    const result = await enqueueCli(['echo', '--delay', '10', '--json', '--prefix', prefix]);
     expect(result.code).toBe(2);
     expect(JSON.parse(result.stdout)).toMatchObject({ error: { code: 'USAGE', exitCode: 2 } });
     expect(result.stdout.trim().split('\n')).toHaveLength(1);
@@ -312,7 +238,7 @@ describe.concurrent('job enqueue: bad input exits 2 with one line and writes not
     ['--route', 'a b'],
     ['--id', 'has space'],
   ])('%s %j is a usage error (2) even when Redis is unreachable', async ([flag, value], { expect }) => {
-    const result = await cli(['job', 'enqueue', 'echo', flag, value, '--redis-url', 'redis://127.0.0.1:1']);
+    const result = await enqueueCli(['echo', flag, value, '--redis-url', 'redis://127.0.0.1:1']);
     expect(result.code).toBe(2);
     oneErrorLine(result);
   });
@@ -341,9 +267,7 @@ describe('Redis connection failures exit 4', () => {
   }
 
   it('unreachable Redis: exit 4 and one line saying it cannot reach Redis', async () => {
-    const result = await cli([
-      'job',
-      'enqueue',
+    const result = await enqueueCli([
       'echo',
       '--redis-url',
       'redis://127.0.0.1:1',
@@ -355,49 +279,38 @@ describe('Redis connection failures exit 4', () => {
     expect(result.stdout).toBe('');
     expect(oneErrorLine(result)).toMatch(/cannot reach Redis at redis:\/\/127\.0\.0\.1:1/);
 
-    const json = await cli(['job', 'enqueue', 'echo', '--redis-url', 'redis://127.0.0.1:1', '--json']);
+    const json = await enqueueCli(['echo', '--redis-url', 'redis://127.0.0.1:1', '--json']);
     expect(json.code).toBe(4);
     expect(JSON.parse(json.stdout)).toMatchObject({ error: { code: 'REDIS_UNAVAILABLE', exitCode: 4 } });
   });
 
   it('wrong password: exit 4, one line, and neither password appears anywhere', async () => {
     const prefix = freshPrefix();
-    const viaFlag = await cli(['job', 'enqueue', 'echo', '--redis-url', authUrl(WRONG), '--prefix', prefix]);
+    const viaFlag = await enqueueCli(['echo', '--redis-url', authUrl(WRONG), '--prefix', prefix]);
     expect(viaFlag.code).toBe(4);
     expect(viaFlag.stdout).toBe('');
     expect(oneErrorLine(viaFlag)).toContain(`127.0.0.1:${auth.port}`);
     expectNoSecret(viaFlag);
 
-    const json = await cli([
-      'job',
-      'enqueue',
-      'echo',
-      '--redis-url',
-      authUrl(WRONG),
-      '--json',
-      '--prefix',
-      prefix,
-    ]);
+    const json = await enqueueCli(['echo', '--redis-url', authUrl(WRONG), '--json', '--prefix', prefix]);
     expect(json.code).toBe(4);
     expect(JSON.parse(json.stdout)).toMatchObject({ error: { exitCode: 4 } });
     oneErrorLine(json);
     expectNoSecret(json);
 
-    const viaEnv = await cli(['job', 'enqueue', 'echo', '--json', '--prefix', prefix], {
+    const viaEnv = await enqueueCli(['echo', '--json', '--prefix', prefix], {
       REDIS_URL: authUrl(WRONG),
     });
     expect(viaEnv.code).toBe(4);
     expectNoSecret(viaEnv);
 
-    const noPassword = await cli(['job', 'enqueue', 'echo', '--prefix', prefix], { REDIS_URL: authUrl() });
+    const noPassword = await enqueueCli(['echo', '--prefix', prefix], { REDIS_URL: authUrl() });
     expect(noPassword.code).toBe(4);
     expect(oneErrorLine(noPassword)).toMatch(/refused the credentials: NOAUTH/);
   });
 
   it('a refused password is reported as such (REDIS_AUTH), not as an unreachable server', async () => {
-    const json = await cli([
-      'job',
-      'enqueue',
+    const json = await enqueueCli([
       'echo',
       '--redis-url',
       authUrl(WRONG),
@@ -411,16 +324,7 @@ describe('Redis connection failures exit 4', () => {
 
   it('the right password works', async () => {
     const prefix = freshPrefix();
-    const result = await cli([
-      'job',
-      'enqueue',
-      'echo',
-      '--redis-url',
-      authUrl(SECRET),
-      '--json',
-      '--prefix',
-      prefix,
-    ]);
+    const result = await enqueueCli(['echo', '--redis-url', authUrl(SECRET), '--json', '--prefix', prefix]);
     expect(result.code).toBe(0);
     expect(result.stderr).toBe('');
     expectNoSecret(result);
@@ -495,7 +399,7 @@ describe.concurrent('worker start: bad configuration exits 2 at once with one li
       }),
       timeoutMs: 20_000,
     });
-    const enqueued = await cli(['job', 'enqueue', 'echo', '--payload', '{"hi":1}', '--prefix', prefix]);
+    const enqueued = await enqueueCli(['echo', '--payload', '{"hi":1}', '--prefix', prefix]);
     expect(enqueued.code).toBe(0);
     const id = enqueued.stdout.trim();
     await waitFor(

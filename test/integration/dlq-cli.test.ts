@@ -4,57 +4,34 @@
  * codes, one-line errors on stderr, that bad input and refused confirmations change nothing, and that
  * SIGINT / SIGKILL in the middle of a requeue leave every job in exactly one place.
  */
-import { mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, writeFileSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { decodeJob } from '../../src/core/codec.js';
 import { Keys } from '../../src/core/keys.js';
-import { cleanEnv, runCli, snapshotBuild, startCli, type CliResult } from '../helpers/cli.js';
-import { freshPrefix, rawClient, testRedisUrl, waitFor } from '../helpers/context.js';
+import { cleanEnv, oneErrorLine, runCli, startCli, type SnapshotBuild } from '../helpers/cli.js';
+import { freshPrefix, testRedisUrl, waitFor } from '../helpers/context.js';
+import { closeTestBed, openTestBed } from '../helpers/in-process.js';
+import { deadJobDocument } from '../helpers/seed.js';
 import { snapshot } from '../helpers/snapshot.js';
 
-let build: Awaited<ReturnType<typeof snapshotBuild>>;
+let build: SnapshotBuild;
 let redis: Redis;
 let scratch: string;
 
 beforeAll(async () => {
-  build = await snapshotBuild();
-  redis = rawClient();
-  scratch = mkdtempSync(join(tmpdir(), 'bananas-dlq-cli-'));
+  ({ build, redis, scratch } = await openTestBed({ scratch: 'bananas-dlq-cli-' }));
 });
 
-afterAll(() => {
-  redis?.disconnect();
-  build?.remove();
-  if (scratch) rmSync(scratch, { recursive: true, force: true });
-});
+afterAll(() => closeTestBed({ build, redis, scratch }));
 
 function cli(args: string[], env: Record<string, string | undefined> = {}, timeoutMs = 30_000) {
   return runCli(build.bin, args, { env: cleanEnv({ REDIS_URL: testRedisUrl(), ...env }), timeoutMs });
 }
 
-/** stderr is exactly one line `bananas: <message>`; returns the message. */
-function oneErrorLine(result: CliResult): string {
-  expect(result.stderr, 'stderr should be one line').toMatch(/^bananas: [^\n]+\n$/);
-  return result.stderr.slice('bananas: '.length, -1);
-}
-
 function deadDoc(id: string, priority = 'normal'): string {
-  return JSON.stringify({
-    id,
-    name: 'charge_card',
-    payload: { amount: 1999, note: 'x'.repeat(120) },
-    status: 'failed',
-    priority,
-    created_at: '2025-11-10T04:16:33.1234567Z',
-    updated_at: '2025-11-10T04:16:47Z',
-    attempts: 3,
-    max_retries: 3,
-    error: 'card declined',
-    routing_key: 'default',
-  });
+  return deadJobDocument(id, { payload: { amount: 1999, note: 'x'.repeat(120) }, priority });
 }
 
 /** n dead jobs (oldest first), a stub and a corrupt document. Returns the job ids. */
@@ -285,7 +262,8 @@ async function expectEveryJobInOnePlace(
 describe('interrupting a requeue', () => {
   const N = 60_000;
 
-  it('SIGKILL mid-sweep leaves every job in exactly one place', async () => {
+  /** Seeds N dead jobs, runs `dlq requeue --all --yes --json` and sends `signal` after the first batches. */
+  async function interruptRequeue(signal: NodeJS.Signals) {
     const prefix = freshPrefix();
     const keys = new Keys(prefix);
     const ids = await seed(prefix, N);
@@ -294,8 +272,12 @@ describe('interrupting a requeue', () => {
       timeoutMs: 60_000,
     });
     await waitFor(async () => (await redis.llen(keys.dead)) < N, 30_000, 'the first batches');
-    run.child.kill('SIGKILL');
-    const result = await run.done;
+    run.child.kill(signal);
+    return { prefix, ids, result: await run.done };
+  }
+
+  it('SIGKILL mid-sweep leaves every job in exactly one place', async () => {
+    const { prefix, ids, result } = await interruptRequeue('SIGKILL');
     expect(result.signal).toBe('SIGKILL');
     const { ready } = await expectEveryJobInOnePlace(prefix, ids);
     expect(ready).toBeGreaterThan(0);
@@ -303,16 +285,7 @@ describe('interrupting a requeue', () => {
   }, 60_000);
 
   it('SIGINT stops after the batch in flight: exit 130, the partial result as JSON, every job in one place', async () => {
-    const prefix = freshPrefix();
-    const keys = new Keys(prefix);
-    const ids = await seed(prefix, N);
-    const run = startCli(build.bin, ['dlq', 'requeue', '--all', '--yes', '--json', '--prefix', prefix], {
-      env: cleanEnv({ REDIS_URL: testRedisUrl() }),
-      timeoutMs: 60_000,
-    });
-    await waitFor(async () => (await redis.llen(keys.dead)) < N, 30_000, 'the first batches');
-    run.child.kill('SIGINT');
-    const result = await run.done;
+    const { prefix, ids, result } = await interruptRequeue('SIGINT');
     expect(result.code).toBe(130);
     const report = JSON.parse(result.stdout) as { interrupted: boolean; requeued: number };
     expect(report.interrupted).toBe(true);

@@ -27,7 +27,7 @@ import {
 } from '../../src/inspector/dlq.js';
 import { errorPattern, SeenIds } from '../../src/inspector/dlq-common.js';
 import { freshPrefix, rawClient } from '../helpers/context.js';
-import { loadVectors, seedVectors } from '../helpers/seed.js';
+import { deadJobDocument, loadVectors, seedVectors } from '../helpers/seed.js';
 import { snapshot, type KeySnapshot } from '../helpers/snapshot.js';
 
 let redis: Redis;
@@ -63,27 +63,9 @@ function client(): Redis {
 
 const WEEK = 7 * 24 * 3600;
 
-/** A dead job as the Go service leaves it (status failed, attempts exhausted). */
-function deadDoc(id: string, fields: Record<string, unknown> = {}): string {
-  return JSON.stringify({
-    id,
-    name: 'charge_card',
-    payload: { amount: 1999 },
-    status: 'failed',
-    priority: 'normal',
-    created_at: '2025-11-10T04:16:33.1234567Z',
-    updated_at: '2025-11-10T04:16:47Z',
-    attempts: 3,
-    max_retries: 3,
-    error: 'card declined',
-    routing_key: 'default',
-    ...fields,
-  });
-}
-
 interface Dead {
   id: string;
-  /** Default: deadDoc(id); null: no document. */
+  /** Default: deadJobDocument(id); null: no document. */
   doc?: string | Buffer | null;
   /** Seconds; default a week (as dead documents have); 0: no TTL. */
   ttl?: number;
@@ -96,7 +78,7 @@ async function seedDead(entries: Dead[]): Promise<void> {
     const pipeline = redis.pipeline();
     for (const entry of chunk) {
       if (entry.doc === null) continue;
-      const doc = entry.doc ?? deadDoc(entry.id);
+      const doc = entry.doc ?? deadJobDocument(entry.id);
       if (entry.ttl === 0) pipeline.set(keys.job(entry.id), doc);
       else pipeline.set(keys.job(entry.id), doc, 'EX', entry.ttl ?? WEEK);
     }
@@ -196,7 +178,7 @@ describe('dlq inspect', () => {
     const now = Date.parse('2030-01-01T12:00:00Z');
     const entries: Dead[] = ids(2500).map((id, i) => ({
       id,
-      doc: deadDoc(id, {
+      doc: deadJobDocument(id, {
         name: ['send_email', 'charge_card', 'resize'][i % 3],
         error:
           i % 2 ? `context deadline exceeded (job timeout ${300 + i} ms)` : `card declined for order ${i}`,
@@ -256,7 +238,7 @@ describe('dlq inspect', () => {
       'order <n> for <uuid> failed',
     );
     const long = 'x'.repeat(1000);
-    await seedDead([{ id: 'long', doc: deadDoc('long', { error: long }) }]);
+    await seedDead([{ id: 'long', doc: deadJobDocument('long', { error: long }) }]);
     const report = await inspectDeadLetters(redis, prefix);
     expect(report.entries[0]!.error).toHaveLength(300);
     expect(report.entries[0]!.error.endsWith('…')).toBe(true);
@@ -317,7 +299,7 @@ describe('dlq requeue', () => {
       { id: 'a', doc: pythonDoc('a', ', "trace": {"span": [1, 2]}') },
       { id: 'b' },
       { id: 'c', doc: pythonDoc('c', '') },
-      { id: 'd', doc: deadDoc('d', { priority: 'urgent' }) },
+      { id: 'd', doc: deadJobDocument('d', { priority: 'urgent' }) },
     ]);
     const started = Date.now();
 
@@ -406,7 +388,7 @@ describe('dlq requeue', () => {
         doc:
           i % 97 === 5
             ? `{corrupt ${i}`
-            : deadDoc(id, {
+            : deadJobDocument(id, {
                 name: i % 3 === 1 ? 'send_email' : 'charge_card',
                 error: i % 2 ? 'smtp timeout' : 'card declined',
               }),
@@ -496,7 +478,7 @@ describe('dlq requeue', () => {
 
   it('leaves an entry whose document was rewritten or deleted after it was read', async () => {
     await seedDead(ids(30).map((id) => ({ id })));
-    const rewritten = deadDoc('job-00015', { error: 'edited by an operator' });
+    const rewritten = deadJobDocument('job-00015', { error: 'edited by an operator' });
     let calls = 0;
     const result = await requeue({
       selection: { all: true },
@@ -520,7 +502,7 @@ describe('dlq requeue', () => {
   it('the script moves an entry only if it is still listed with the very bytes that were read', async () => {
     await seedDead([{ id: 'a' }, { id: 'b' }]);
     const before = await snapshot(redis, prefix);
-    const ready = deadDoc('b', { attempts: 0, status: 'pending' });
+    const ready = deadJobDocument('b', { attempts: 0, status: 'pending' });
     const codes = await runScript<number[]>(
       redis,
       'dlq-requeue',
@@ -535,9 +517,9 @@ describe('dlq requeue', () => {
         3,
         '-1 1 -2 1 0 1', // expected position and target of each entry; 0: unknown, searched
         // id, document as read, new document
-        ...['a', `${deadDoc('a')} `, 'new a'], // one byte differs
-        ...['zzz', deadDoc('zzz'), 'new zzz'], // not in the list
-        ...['b', deadDoc('b'), ready], // found and moved
+        ...['a', `${deadJobDocument('a')} `, 'new a'], // one byte differs
+        ...['zzz', deadJobDocument('zzz'), 'new zzz'], // not in the list
+        ...['b', deadJobDocument('b'), ready], // found and moved
       ],
     );
     expect(codes).toEqual([0, -1, 1]);
@@ -596,7 +578,7 @@ describe('dlq requeue', () => {
         taken.set(id, (taken.get(id) ?? 0) + 1);
         await worker
           .multi()
-          .set(keys.job(id), deadDoc(id, { error: 'failed again' }))
+          .set(keys.job(id), deadJobDocument(id, { error: 'failed again' }))
           .lpush(keys.dead, id)
           .exec();
       }
@@ -635,7 +617,7 @@ async function seedMixed(): Promise<void> {
     { id: 'stub', doc: '{"error":"Job data not found (corrupted reference)","id":"stub"}' },
     { id: 'binary', doc: NOT_UTF8, ttl: 0 },
     { id: 'no-doc', doc: null },
-    { id: 'job-2', doc: deadDoc('job-2', { priority: 'high' }) },
+    { id: 'job-2', doc: deadJobDocument('job-2', { priority: 'high' }) },
   ]);
 }
 
@@ -676,7 +658,7 @@ describe('dlq backup', () => {
       count: 6,
     });
     expect(entries.map((e) => e.id)).toEqual(['job-1', 'py', 'stub', 'binary', 'no-doc', 'job-2']);
-    expect(entries[0]!.document).toBe(deadDoc('job-1'));
+    expect(entries[0]!.document).toBe(deadJobDocument('job-1'));
     expect(entries[1]!.document).toBe(PYTHON_DOC);
     expect(entries[3]).toEqual({
       id: 'binary',
@@ -765,7 +747,7 @@ describe('dlq restore', () => {
     const file = join(scratch, `${prefix}q.jsonl`);
     await backupDeadLetters(redis, prefix, { out: file });
     await redis.del(keys.dead, keys.job('job-1'), keys.job('py'), keys.job('stub'), keys.job('binary'));
-    const newer = deadDoc('job-2', { status: 'completed', error: '' });
+    const newer = deadJobDocument('job-2', { status: 'completed', error: '' });
     await redis.set(keys.job('job-2'), newer);
     const before = await snapshot(redis, prefix);
     const started = Date.now();
@@ -864,14 +846,14 @@ describe('dlq clear', () => {
     await seedMixed();
     await redis.hset(keys.result('job-1'), { status: 'failed', error: 'card declined' });
     // A duplicate entry of a job that was requeued: its document is a live job's and must survive.
-    await redis.set(keys.job('live'), deadDoc('live', { status: 'pending', attempts: 0 }));
+    await redis.set(keys.job('live'), deadJobDocument('live', { status: 'pending', attempts: 0 }));
     await redis.rpush(keys.queue('normal'), 'live');
     await redis.lpush(keys.dead, 'live');
     await redis.set(`${prefix}other`, 'untouched');
     const before = await snapshot(redis, prefix);
     const file = join(scratch, `${prefix}clear.jsonl`);
-    const lateDoc = deadDoc('late');
-    const rewritten = deadDoc('job-2', { error: 'rewritten after the backup' });
+    const lateDoc = deadJobDocument('late');
+    const rewritten = deadJobDocument('job-2', { error: 'rewritten after the backup' });
 
     const dry = await clearDeadLetters(redis, prefix, { backup: file, dryRun: true });
     expect(existsSync(file)).toBe(false);

@@ -7,8 +7,7 @@
  * read-only: tests snapshot the prefix before and after. Exit codes, --json and one-line errors are
  * checked on the built CLI.
  */
-import { format } from 'node:util';
-import { Config, type Command } from '@oclif/core';
+import type { Config } from '@oclif/core';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import Doctor, { type DoctorResult } from '../../src/commands/doctor.js';
@@ -16,13 +15,14 @@ import Health, { type HealthResult } from '../../src/commands/health.js';
 import { Keys } from '../../src/core/keys.js';
 import { categorize } from '../../src/inspector/doctor.js';
 import type { HealthCheck } from '../../src/inspector/health.js';
-import { cleanEnv, runCli, snapshotBuild, type CliResult } from '../helpers/cli.js';
-import { freshPrefix, rawClient, testRedisUrl } from '../helpers/context.js';
+import { cleanEnv, oneErrorLine, runCli, type CliResult, type SnapshotBuild } from '../helpers/cli.js';
+import { freshPrefix, testRedisUrl } from '../helpers/context.js';
+import { closeTestBed, inProcessRunner, openTestBed } from '../helpers/in-process.js';
 import { RedisServer } from '../helpers/redis-server.js';
-import { loadVectors, seedVectors } from '../helpers/seed.js';
+import { jobDocument, loadVectors, seedVectors } from '../helpers/seed.js';
 import { snapshot } from '../helpers/snapshot.js';
 
-let build: Awaited<ReturnType<typeof snapshotBuild>>;
+let build: SnapshotBuild;
 let config: Config;
 let redis: Redis;
 
@@ -30,56 +30,13 @@ let redis: Redis;
 vi.setConfig({ testTimeout: 60_000 });
 
 beforeAll(async () => {
-  build = await snapshotBuild();
-  config = await Config.load(build.root);
-  redis = rawClient();
+  ({ build, config, redis } = await openTestBed());
 });
 
-afterAll(() => {
-  redis?.disconnect();
-  build?.remove();
-});
-
-interface Run<T> {
-  result?: T;
-  exit: number;
-  stdout: string;
-  stderr: string;
-}
+afterAll(() => closeTestBed({ build, redis }));
 
 /** Runs a command class in this process (from the sources), capturing output and the exit code. */
-async function inProcess<T>(
-  cmd: { run(argv: string[], config: Config): Promise<unknown> } & typeof Command,
-  argv: string[],
-  options: { prefix?: string; url?: string } = {},
-): Promise<Run<T>> {
-  let stdout = '';
-  let stderr = '';
-  const capture = (to: 'out' | 'err') =>
-    ((chunk: string | Uint8Array) => {
-      if (to === 'out') stdout += String(chunk);
-      else stderr += String(chunk);
-      return true;
-    }) as typeof process.stdout.write;
-  const spies = [
-    vi.spyOn(process.stdout, 'write').mockImplementation(capture('out')),
-    vi.spyOn(process.stderr, 'write').mockImplementation(capture('err')),
-    vi.spyOn(console, 'log').mockImplementation((...a: unknown[]) => void (stdout += `${format(...a)}\n`)),
-    vi.spyOn(console, 'error').mockImplementation((...a: unknown[]) => void (stderr += `${format(...a)}\n`)),
-  ];
-  const args = [...argv, '--redis-url', options.url ?? testRedisUrl()];
-  if (options.prefix) args.push('--prefix', options.prefix);
-  try {
-    const result = (await cmd.run(args, config)) as T;
-    return { result, exit: 0, stdout, stderr };
-  } catch (err) {
-    const exit = (err as { oclif?: { exit?: number } }).oclif?.exit;
-    if (exit === undefined) throw err;
-    return { exit, stdout, stderr };
-  } finally {
-    for (const spy of spies) spy.mockRestore();
-  }
-}
+const inProcess = inProcessRunner(() => config);
 
 /** `health --json` in-process: the printed document (also when the exit code is 5 or 6). */
 async function health(prefix: string, ...flags: string[]): Promise<{ exit: number; report: HealthResult }> {
@@ -98,27 +55,6 @@ function check(report: HealthResult, name: string): HealthCheck {
 
 function cli(args: string[], env: Record<string, string | undefined> = {}): Promise<CliResult> {
   return runCli(build.bin, args, { env: cleanEnv({ REDIS_URL: testRedisUrl(), ...env }) });
-}
-
-function oneErrorLine(result: { stderr: string }): string {
-  expect(result.stderr, 'stderr should be one line').toMatch(/^bananas: [^\n]+\n$/);
-  return result.stderr.slice('bananas: '.length, -1);
-}
-
-function doc(id: string, fields: Record<string, unknown> = {}): string {
-  return JSON.stringify({
-    id,
-    name: 'send_email',
-    payload: {},
-    status: 'pending',
-    priority: 'normal',
-    created_at: '2025-11-10T04:16:35.123Z',
-    updated_at: '2025-11-10T04:16:35.123Z',
-    attempts: 0,
-    max_retries: 3,
-    routing_key: 'default',
-    ...fields,
-  });
 }
 
 async function fill(key: string, count: number, tag = 'j'): Promise<void> {
@@ -249,7 +185,10 @@ describe('health', () => {
   it('workers: alive, idle, nothing settled and a job waiting for minutes is "alive but not consuming"', async () => {
     const prefix = freshPrefix();
     await redis.lpush(`${prefix}queue:normal`, 'old');
-    await redis.set(`${prefix}job:old`, doc('old', { created_at: ago(600_000), updated_at: ago(300_000) }));
+    await redis.set(
+      `${prefix}job:old`,
+      jobDocument('old', { created_at: ago(600_000), updated_at: ago(300_000) }),
+    );
     await heartbeat(prefix, 'idle:1:aaaaaa');
     await heartbeat(prefix, 'idle:2:bbbbbb', { priorities: 'low' }); // serves nothing waiting
     const before = await snapshot(redis, prefix);
@@ -281,7 +220,10 @@ describe('health', () => {
   it('workers: idle workers and a job that arrived a moment ago are fine; legacy lists are served by default workers', async () => {
     const prefix = freshPrefix();
     await redis.lpush(`${prefix}route:default:queue:normal`, 'fresh');
-    await redis.set(`${prefix}job:fresh`, doc('fresh', { created_at: ago(3000), updated_at: ago(3000) }));
+    await redis.set(
+      `${prefix}job:fresh`,
+      jobDocument('fresh', { created_at: ago(3000), updated_at: ago(3000) }),
+    );
     await heartbeat(prefix, 'idle:1:aaaaaa');
     const { exit, report } = await health(prefix);
     expect(exit).toBe(0);
@@ -295,7 +237,7 @@ describe('health', () => {
     const now = Date.now();
     await heartbeat(prefix, 'w:1:aaaaaa');
     await redis.lpush(`${prefix}queue:processing`, 'orphan', 'held');
-    await redis.set(`${prefix}job:orphan`, doc('orphan', { updated_at: ago(20 * 60_000) }));
+    await redis.set(`${prefix}job:orphan`, jobDocument('orphan', { updated_at: ago(20 * 60_000) }));
     await redis.zadd(`${prefix}processing:leases`, now + 30_000, 'held');
     let { exit, report } = await health(prefix);
     expect(exit).toBe(6);
@@ -551,7 +493,7 @@ describe('doctor', () => {
   it('extrapolates memory from a bounded sample and says so', async () => {
     const prefix = freshPrefix();
     const pipeline = admin.pipeline();
-    for (let i = 0; i < 500; i++) pipeline.set(`${prefix}job:${i}`, doc(String(i)));
+    for (let i = 0; i < 500; i++) pipeline.set(`${prefix}job:${i}`, jobDocument(String(i)));
     await pipeline.exec();
     const run = await inProcess<DoctorResult>(Doctor, ['--json', '--sample', '20'], {
       prefix,

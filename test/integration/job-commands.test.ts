@@ -9,7 +9,6 @@
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { format } from 'node:util';
 import { Config } from '@oclif/core';
 import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
@@ -32,8 +31,17 @@ import {
   type JobDetails,
   type RequeueResult,
 } from '../../src/inspector/job.js';
-import { cleanEnv, PROJECT_ROOT, runCli, snapshotBuild, type CliResult } from '../helpers/cli.js';
+import {
+  cleanEnv,
+  oneErrorLine,
+  PROJECT_ROOT,
+  runCli,
+  snapshotBuild,
+  type CliResult,
+  type SnapshotBuild,
+} from '../helpers/cli.js';
 import { freshPrefix, rawClient, testRedisUrl } from '../helpers/context.js';
+import { runInProcess, type RunnableCommand } from '../helpers/in-process.js';
 import { loadVectors, seedVectors } from '../helpers/seed.js';
 import { snapshot, type KeySnapshot } from '../helpers/snapshot.js';
 
@@ -100,48 +108,9 @@ async function seedGo(): Promise<void> {
   await seedVectors(redis, loadVectors('go-original'), prefix);
 }
 
-interface Run<T> {
-  exit: number;
-  result?: T;
-  stdout: string;
-  stderr: string;
-}
-
-/** Runs a command in this process (from the sources), capturing its output and exit code. */
-async function run<T>(
-  cmd: { run(argv: string[], config: Config): Promise<unknown> },
-  ...argv: string[]
-): Promise<Run<T>> {
-  let stdout = '';
-  let stderr = '';
-  const capture = (to: 'out' | 'err') =>
-    ((chunk: string | Uint8Array) => {
-      if (to === 'out') stdout += typeof chunk === 'string' ? chunk : Buffer.from(chunk).toString('utf8');
-      else stderr += String(chunk);
-      return true;
-    }) as typeof process.stdout.write;
-  const spies = [
-    vi.spyOn(process.stdout, 'write').mockImplementation(capture('out')),
-    vi.spyOn(process.stderr, 'write').mockImplementation(capture('err')),
-    vi.spyOn(console, 'log').mockImplementation((...a: unknown[]) => void (stdout += `${format(...a)}\n`)),
-    vi.spyOn(console, 'error').mockImplementation((...a: unknown[]) => void (stderr += `${format(...a)}\n`)),
-  ];
-  try {
-    const result = (await cmd.run([...argv, '--prefix', prefix, '--redis-url', testRedisUrl()], config)) as T;
-    return { exit: 0, result, stdout, stderr };
-  } catch (err) {
-    const exit = (err as { oclif?: { exit?: number } }).oclif?.exit;
-    if (exit === undefined) throw err;
-    return { exit, stdout, stderr };
-  } finally {
-    for (const spy of spies) spy.mockRestore();
-  }
-}
-
-/** stderr is exactly one line `bananas: <message>`; returns the message. */
-function oneErrorLine(r: { stderr: string }): string {
-  expect(r.stderr, 'stderr should be one line').toMatch(/^bananas: [^\n]+\n$/);
-  return r.stderr.slice('bananas: '.length, -1);
+/** Runs a command in this process (from the sources) under the test's prefix, capturing what it writes. */
+function run<T>(command: RunnableCommand, ...argv: string[]) {
+  return runInProcess<T>(config, command, argv, { prefix });
 }
 
 type Snap = Record<string, KeySnapshot>;
@@ -955,7 +924,7 @@ describe('JSON text helpers and --set parsing', () => {
 // ---------------------------------------------------------------------------------------------------
 
 describe('the built CLI', () => {
-  let build: Awaited<ReturnType<typeof snapshotBuild>>;
+  let build: SnapshotBuild;
   let cliPrefix: string;
 
   beforeAll(async () => {

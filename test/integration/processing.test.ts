@@ -4,10 +4,9 @@
  * corrupt documents), and every test checks the JSON result, the exit code and that nothing but what the
  * command is meant to move changed. Main paths run in-process; exit codes and one-line errors end to end.
  */
-import { format } from 'node:util';
-import { Config } from '@oclif/core';
+import type { Config } from '@oclif/core';
 import type { Redis } from 'ioredis';
-import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import ProcessingList from '../../src/commands/processing/list.js';
 import ProcessingRecover from '../../src/commands/processing/recover.js';
 import { Keys } from '../../src/core/keys.js';
@@ -18,92 +17,43 @@ import {
   type ProcessingListing,
   type RecoverReport,
 } from '../../src/inspector/processing.js';
-import { cleanEnv, keysUnder, runCli, snapshotBuild, type CliResult } from '../helpers/cli.js';
+import { cleanEnv, keysUnder, oneErrorLine, runCli, type SnapshotBuild } from '../helpers/cli.js';
 import { freshPrefix, rawClient, testRedisUrl } from '../helpers/context.js';
-import { snapshot, type KeySnapshot } from '../helpers/snapshot.js';
+import { closeTestBed, inProcessRunner, openTestBed } from '../helpers/in-process.js';
+import { jobDocument } from '../helpers/seed.js';
+import { changedKeys, snapshot } from '../helpers/snapshot.js';
 
 const OLD = '2025-11-10T04:16:33.123Z';
 const HOUR = 3_600_000;
 
-let build: Awaited<ReturnType<typeof snapshotBuild>>;
+let build: SnapshotBuild;
 let config: Config;
 let redis: Redis;
 
 beforeAll(async () => {
-  build = await snapshotBuild();
-  config = await Config.load(build.root);
-  redis = rawClient();
+  ({ build, config, redis } = await openTestBed());
 });
 
-afterAll(() => {
-  redis?.disconnect();
-  build?.remove();
-});
+afterAll(() => closeTestBed({ build, redis }));
 
-type Runnable = { run(argv: string[], config: Config): Promise<unknown> };
+const inProcess = inProcessRunner(() => config);
 
-async function inProcess<T>(
-  command: Runnable,
-  prefix: string,
-  ...args: string[]
-): Promise<{ result?: T; exit: number; stdout: string; stderr: string }> {
-  let stdout = '';
-  let stderr = '';
-  const capture = (to: 'out' | 'err') =>
-    ((chunk: string | Uint8Array) => {
-      if (to === 'out') stdout += String(chunk);
-      else stderr += String(chunk);
-      return true;
-    }) as typeof process.stdout.write;
-  const spies = [
-    vi.spyOn(process.stdout, 'write').mockImplementation(capture('out')),
-    vi.spyOn(process.stderr, 'write').mockImplementation(capture('err')),
-    vi.spyOn(console, 'log').mockImplementation((...a: unknown[]) => void (stdout += `${format(...a)}\n`)),
-    vi.spyOn(console, 'error').mockImplementation((...a: unknown[]) => void (stderr += `${format(...a)}\n`)),
-  ];
-  try {
-    const result = (await command.run(
-      [...args, '--prefix', prefix, '--redis-url', testRedisUrl()],
-      config,
-    )) as T;
-    return { result, exit: 0, stdout, stderr };
-  } catch (err) {
-    const exit = (err as { oclif?: { exit?: number } }).oclif?.exit;
-    if (exit === undefined) throw err;
-    return { exit, stdout, stderr };
-  } finally {
-    for (const spy of spies) spy.mockRestore();
-  }
+/** `processing list` in this process (from the sources) under `prefix`. */
+function list(prefix: string, ...args: string[]) {
+  return inProcess<ProcessingListing>(ProcessingList, args, { prefix });
+}
+
+/** `processing recover` in this process (from the sources) under `prefix`. */
+function recover(prefix: string, ...args: string[]) {
+  return inProcess<RecoverReport>(ProcessingRecover, args, { prefix });
 }
 
 function cli(args: string[]) {
   return runCli(build.bin, args, { env: cleanEnv({ REDIS_URL: testRedisUrl() }), timeoutMs: 20_000 });
 }
 
-function oneErrorLine(result: CliResult): string {
-  expect(result.stderr, 'stderr should be one line').toMatch(/^bananas: [^\n]+\n$/);
-  return result.stderr.slice('bananas: '.length, -1);
-}
-
 function doc(id: string, fields: Record<string, unknown> = {}): string {
-  return JSON.stringify({
-    id,
-    name: 'send_email',
-    payload: { n: 1 },
-    status: 'pending',
-    priority: 'normal',
-    created_at: OLD,
-    updated_at: OLD,
-    attempts: 0,
-    max_retries: 3,
-    routing_key: 'default',
-    ...fields,
-  });
-}
-
-function changedKeys(before: Record<string, KeySnapshot>, after: Record<string, KeySnapshot>): string[] {
-  const keys = new Set([...Object.keys(before), ...Object.keys(after)]);
-  return [...keys].filter((k) => JSON.stringify(before[k]) !== JSON.stringify(after[k])).sort();
+  return jobDocument(id, { payload: { n: 1 }, created_at: OLD, updated_at: OLD, ...fields });
 }
 
 /**
@@ -145,7 +95,7 @@ describe('processing list', () => {
     const prefix = freshPrefix();
     const now = await seedProcessing(prefix);
     const before = await snapshot(redis, prefix);
-    const run = await inProcess<ProcessingListing>(ProcessingList, prefix, '--json');
+    const run = await list(prefix, '--json');
     expect(run.exit).toBe(0);
     expect(run.stderr).toBe('');
     const listing = run.result!;
@@ -187,8 +137,7 @@ describe('processing list', () => {
   it('--limit lists the oldest entries only; the counts still cover the whole list', async () => {
     const prefix = freshPrefix();
     await seedProcessing(prefix);
-    const listing = (await inProcess<ProcessingListing>(ProcessingList, prefix, '--json', '--limit', '2'))
-      .result!;
+    const listing = (await list(prefix, '--json', '--limit', '2')).result!;
     expect(listing.entries.map((e) => e.id)).toEqual(['expired', 'deadowner']);
     expect(listing).toMatchObject({ total: 7, truncated: true });
     expect(listing.counts).toEqual({ lease_live: 2, lease_expired: 1, no_lease: 4, owner_dead: 2 });
@@ -197,13 +146,13 @@ describe('processing list', () => {
   it('human output: a table, the summary and what to do about stuck jobs; an empty list says so', async () => {
     const prefix = freshPrefix();
     await seedProcessing(prefix);
-    const run = await inProcess<ProcessingListing>(ProcessingList, prefix);
+    const run = await list(prefix);
     expect(run.stdout).toMatch(/ID\s+│\s+NAME\s+│\s+OWNER\s+│\s+LEASE\s+│\s+AGE/);
     expect(run.stdout).toMatch(/deadowner\s+│\s+send_email\s+│\s+w-gone \(gone\)/);
     expect(run.stdout).toMatch(/ghost\s+│\s+\(no document\)/);
     expect(run.stdout).toContain('7 in processing, 2 leased, 1 lease expired, 4 without lease, 2 owner gone');
     expect(run.stdout).toContain('bananas processing recover --dry-run');
-    const empty = await inProcess<ProcessingListing>(ProcessingList, freshPrefix());
+    const empty = await list(freshPrefix());
     expect(empty.stdout).toMatch(/^Nothing in processing \(bt-[0-9a-f]{8}:queue:processing\)\.\n$/);
   });
 });
@@ -215,7 +164,7 @@ describe('processing recover', () => {
     await seedProcessing(prefix);
     await redis.rpush(k('route:gpu:queue:high'), 'queued-before');
     const before = await snapshot(redis, prefix);
-    const run = await inProcess<RecoverReport>(ProcessingRecover, prefix, '--yes', '--json');
+    const run = await recover(prefix, '--yes', '--json');
     expect(run.exit).toBe(0);
     const report = run.result!;
     expect(report).toMatchObject({
@@ -265,9 +214,7 @@ describe('processing recover', () => {
     const prefix = freshPrefix();
     const k = (s: string) => `${prefix}${s}`;
     await seedProcessing(prefix);
-    const report = (
-      await inProcess<RecoverReport>(ProcessingRecover, prefix, '--yes', '--json', '--older-than', '10m')
-    ).result!;
+    const report = (await recover(prefix, '--yes', '--json', '--older-than', '10m')).result!;
     expect(report.jobs.map((j) => [j.id, j.reason, j.queue])).toEqual([
       ['expired', 'lease_expired', k('route:gpu:queue:high')],
       ['deadowner', 'owner_dead', k('queue:low')],
@@ -281,17 +228,8 @@ describe('processing recover', () => {
     const prefix = freshPrefix();
     const k = (s: string) => `${prefix}${s}`;
     await seedProcessing(prefix);
-    const report = (
-      await inProcess<RecoverReport>(
-        ProcessingRecover,
-        prefix,
-        '--yes',
-        '--json',
-        '--older-than',
-        '10m',
-        '--include-unleased',
-      )
-    ).result!;
+    const report = (await recover(prefix, '--yes', '--json', '--older-than', '10m', '--include-unleased'))
+      .result!;
     expect(report.jobs.map((j) => j.id)).toEqual(['expired', 'deadowner', 'unleased-old']);
     expect(report.by_reason).toEqual({ lease_expired: 1, owner_dead: 1, unleased: 1 });
     expect(report.left).toEqual({ lease_live: 1, unleased: 1, unleased_unknown_age: 2, over_limit: 0 });
@@ -309,15 +247,15 @@ describe('processing recover', () => {
     await seedProcessing(prefix);
     const before = await snapshot(redis, prefix);
     const args = ['--json', '--older-than', '10m', '--include-unleased'];
-    const dry = (await inProcess<RecoverReport>(ProcessingRecover, prefix, '--dry-run', ...args)).result!;
+    const dry = (await recover(prefix, '--dry-run', ...args)).result!;
     expect(dry.dry_run).toBe(true);
     expect(await snapshot(redis, prefix)).toEqual(before);
-    const real = (await inProcess<RecoverReport>(ProcessingRecover, prefix, '--yes', ...args)).result!;
+    const real = (await recover(prefix, '--yes', ...args)).result!;
     const view = (r: RecoverReport) => r.jobs.map((j) => ({ id: j.id, reason: j.reason, queue: j.queue }));
     expect(view(dry)).toEqual(view(real));
     expect(dry.moved).toBe(3);
     expect(real.moved).toBe(3);
-    const human = await inProcess<RecoverReport>(ProcessingRecover, freshPrefix(), '--dry-run');
+    const human = await recover(freshPrefix(), '--dry-run');
     expect(human.stdout).toContain('Would return 0 of 0 jobs in processing to their queue.');
     expect(human.stdout).toContain('Dry run: nothing was changed.');
   });
@@ -408,7 +346,7 @@ describe('processing recover', () => {
       m.rpush(k('queue:processing'), ...ids.slice(i, i + 500));
       await m.exec();
     }
-    const report = (await inProcess<RecoverReport>(ProcessingRecover, prefix, '--yes', '--json')).result!;
+    const report = (await recover(prefix, '--yes', '--json')).result!;
     expect(report.examined).toBe(1600);
     expect(report.moved).toBe(1600 - live.length);
     expect(report.left.lease_live).toBe(live.length);
@@ -421,18 +359,7 @@ describe('processing recover', () => {
   it('--limit moves at most that many (the oldest) and counts the rest', async () => {
     const prefix = freshPrefix();
     await seedProcessing(prefix);
-    const report = (
-      await inProcess<RecoverReport>(
-        ProcessingRecover,
-        prefix,
-        '--yes',
-        '--json',
-        '--older-than',
-        '10m',
-        '--limit',
-        '1',
-      )
-    ).result!;
+    const report = (await recover(prefix, '--yes', '--json', '--older-than', '10m', '--limit', '1')).result!;
     expect(report.jobs.map((j) => j.id)).toEqual(['expired']);
     expect(report.left.over_limit).toBe(1);
   });

@@ -8,6 +8,7 @@ import { decodeJob, encodeJob, type Job } from '../../src/core/codec.js';
 import { DuplicateJobError, UsageError } from '../../src/core/errors.js';
 import { normalizePriority, normalizeRoutingKey, PRIORITIES, type Priority } from '../../src/core/keys.js';
 import { Queue, secondsScore, type DequeuedEntry, type EnqueueRequest } from '../../src/core/queue.js';
+import { keysUnder } from '../helpers/cli.js';
 import { freshPrefix, rawClient, waitFor } from '../helpers/context.js';
 import { loadVectors, renameKey, seedVectors, VECTOR_FILES } from '../helpers/seed.js';
 
@@ -41,21 +42,10 @@ function k(suffix: string): string {
   return `${prefix}${suffix}`;
 }
 
-async function scanAll(match = `${prefix}*`): Promise<string[]> {
-  const found = new Set<string>();
-  let cursor = '0';
-  do {
-    const [next, batch] = await raw.scan(cursor, 'MATCH', match, 'COUNT', 1000);
-    cursor = next;
-    for (const key of batch) found.add(key);
-  } while (cursor !== '0');
-  return [...found].sort();
-}
-
 /** Everything stored under the prefix: type, value (strings as hex bytes) and whether it expires. */
 async function snapshot(): Promise<Record<string, { type: string; expires: boolean; value: unknown }>> {
   const out: Record<string, { type: string; expires: boolean; value: unknown }> = {};
-  for (const key of await scanAll()) {
+  for (const key of await keysUnder(raw, prefix)) {
     const type = await raw.type(key);
     const expires = (await raw.pttl(key)) >= 0;
     let value: unknown;
@@ -151,7 +141,7 @@ describe('enqueue', () => {
     expect(await ttlOf(k(`job:${job.id}`))).toBe(-1);
     expect(await list(k('queue:normal'))).toEqual([job.id]);
     expect(await list(k('signal'))).toEqual(['1']);
-    expect(await scanAll()).toEqual([k(`job:${job.id}`), k('queue:normal'), k('signal')].sort());
+    expect(await keysUnder(raw, prefix)).toEqual([k(`job:${job.id}`), k('queue:normal'), k('signal')].sort());
 
     // A second job: LPUSH (newest on the left) and still exactly one token.
     const second = await queue.enqueue('send_email', null);
@@ -285,7 +275,7 @@ describe('enqueue', () => {
     await expect(queue.enqueueBatch([{ name: 'good' }, { name: 'x', id: 'a b' }])).rejects.toBeInstanceOf(
       UsageError,
     );
-    expect(await scanAll()).toEqual([]);
+    expect(await keysUnder(raw, prefix)).toEqual([]);
   });
 
   it('enqueueBatch with a duplicate in the middle enqueues the others', async () => {

@@ -5,87 +5,46 @@
  * command class, or the inspector when a test must act between two steps); exit codes, one-line errors
  * and --json are also checked end to end on the built CLI.
  */
-import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { format } from 'node:util';
-import { Config } from '@oclif/core';
+import type { Config } from '@oclif/core';
 import type { Redis } from 'ioredis';
-import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import ScanCorrupt from '../../src/commands/scan/corrupt.js';
 import { decodeJob } from '../../src/core/codec.js';
 import { quickCheck, scanCorrupt, type ScanReport } from '../../src/inspector/scan.js';
-import { cleanEnv, keysUnder, runCli, snapshotBuild, type CliResult } from '../helpers/cli.js';
+import { cleanEnv, keysUnder, oneErrorLine, runCli, type SnapshotBuild } from '../helpers/cli.js';
 import { freshPrefix, rawClient, testRedisUrl } from '../helpers/context.js';
+import { closeTestBed, inProcessRunner, openTestBed } from '../helpers/in-process.js';
 import { RedisServer } from '../helpers/redis-server.js';
-import { loadVectors, seedVectors, VECTOR_FILES } from '../helpers/seed.js';
-import { snapshot, type KeySnapshot } from '../helpers/snapshot.js';
+import { jobDocument, loadVectors, seedVectors, VECTOR_FILES } from '../helpers/seed.js';
+import { changedKeys, snapshot } from '../helpers/snapshot.js';
 
 const OLD = '2025-11-10T04:16:33.123Z';
 /** 2031-01-01T00:00:00Z in Unix seconds. */
 const AT_2031 = 1924992000;
 
-let build: Awaited<ReturnType<typeof snapshotBuild>>;
+let build: SnapshotBuild;
 let config: Config;
 let redis: Redis;
 let scratch: string;
 
 beforeAll(async () => {
-  build = await snapshotBuild();
-  config = await Config.load(build.root);
-  redis = rawClient();
-  scratch = mkdtempSync(join(tmpdir(), 'bananas-scan-test-'));
+  ({ build, config, redis, scratch } = await openTestBed({ scratch: 'bananas-scan-test-' }));
 });
 
-afterAll(() => {
-  redis?.disconnect();
-  build?.remove();
-  if (scratch) rmSync(scratch, { recursive: true, force: true });
-});
+afterAll(() => closeTestBed({ build, redis, scratch }));
 
 afterEach(() => {
   // The command sets process.exitCode = 7 when it finds problems; it must not leak into vitest.
   process.exitCode = undefined;
 });
 
-interface InProcessResult {
-  result?: ScanReport;
-  exit: number;
-  stdout: string;
-  stderr: string;
-}
+const inProcess = inProcessRunner(() => config);
 
 /** Runs `scan corrupt` in this process (from the sources), capturing its output and exit code. */
-async function scanInProcess(prefix: string, ...args: string[]): Promise<InProcessResult> {
-  let stdout = '';
-  let stderr = '';
-  const capture = (to: 'out' | 'err') =>
-    ((chunk: string | Uint8Array) => {
-      if (to === 'out') stdout += String(chunk);
-      else stderr += String(chunk);
-      return true;
-    }) as typeof process.stdout.write;
-  const spies = [
-    vi.spyOn(process.stdout, 'write').mockImplementation(capture('out')),
-    vi.spyOn(process.stderr, 'write').mockImplementation(capture('err')),
-    vi.spyOn(console, 'log').mockImplementation((...a: unknown[]) => void (stdout += `${format(...a)}\n`)),
-    vi.spyOn(console, 'error').mockImplementation((...a: unknown[]) => void (stderr += `${format(...a)}\n`)),
-  ];
-  process.exitCode = undefined;
-  try {
-    const result = (await ScanCorrupt.run(
-      [...args, '--prefix', prefix, '--redis-url', testRedisUrl()],
-      config,
-    )) as ScanReport;
-    return { result, exit: Number(process.exitCode ?? 0), stdout, stderr };
-  } catch (err) {
-    const exit = (err as { oclif?: { exit?: number } }).oclif?.exit;
-    if (exit === undefined) throw err;
-    return { exit, stdout, stderr };
-  } finally {
-    process.exitCode = undefined;
-    for (const spy of spies) spy.mockRestore();
-  }
+function scanInProcess(prefix: string, ...args: string[]) {
+  return inProcess<ScanReport>(ScanCorrupt, args, { prefix });
 }
 
 function cli(args: string[], options: { cwd?: string; env?: Record<string, string> } = {}) {
@@ -96,23 +55,11 @@ function cli(args: string[], options: { cwd?: string; env?: Record<string, strin
   });
 }
 
-function oneErrorLine(result: CliResult): string {
-  expect(result.stderr, 'stderr should be one line').toMatch(/^bananas: [^\n]+\n$/);
-  return result.stderr.slice('bananas: '.length, -1);
-}
-
 function doc(id: string, fields: Record<string, unknown> = {}): string {
-  return JSON.stringify({
-    id,
-    name: 'send_email',
+  return jobDocument(id, {
     payload: { to: 'a@example.com', n: 12 },
-    status: 'pending',
-    priority: 'normal',
     created_at: OLD,
     updated_at: OLD,
-    attempts: 0,
-    max_retries: 3,
-    routing_key: 'default',
     ...fields,
   });
 }
@@ -180,12 +127,6 @@ const counts = (report: ScanReport) =>
   Object.fromEntries(Object.entries(report.classes).map(([cls, c]) => [cls, c.count]));
 const sampleIds = (report: ScanReport, cls: keyof ScanReport['classes']) =>
   report.classes[cls].sample.map((s) => s.id).sort();
-
-/** Keys whose snapshot differs (or exists on one side only). */
-function changedKeys(before: Record<string, KeySnapshot>, after: Record<string, KeySnapshot>): string[] {
-  const keys = new Set([...Object.keys(before), ...Object.keys(after)]);
-  return [...keys].filter((k) => JSON.stringify(before[k]) !== JSON.stringify(after[k])).sort();
-}
 
 describe('scan corrupt: the report', () => {
   it.for(VECTOR_FILES)(
@@ -477,12 +418,21 @@ describe('scan corrupt: the report', () => {
 });
 
 describe('scan corrupt --repair', () => {
-  it('--dry-run lists exactly what it would do and changes nothing (no backup either)', async () => {
+  /**
+   * Seeds the broken deployment under a fresh prefix, snapshots it, then runs `scan corrupt --json
+   * --repair` with `flags` and a --backup file in the scratch directory named after `name` and the prefix.
+   */
+  async function repairBrokenDeployment(name: string, ...flags: string[]) {
     const prefix = freshPrefix();
     await seedBrokenDeployment(prefix);
     const before = await snapshot(redis, prefix);
-    const backup = join(scratch, `dry-${prefix.slice(0, -1)}.jsonl`);
-    const run = await scanInProcess(prefix, '--json', '--repair', '--dry-run', '--backup', backup);
+    const backup = join(scratch, `${name}-${prefix.slice(0, -1)}.jsonl`);
+    const run = await scanInProcess(prefix, '--json', '--repair', ...flags, '--backup', backup);
+    return { prefix, before, backup, run };
+  }
+
+  it('--dry-run lists exactly what it would do and changes nothing (no backup either)', async () => {
+    const { prefix, before, backup, run } = await repairBrokenDeployment('dry', '--dry-run');
     expect(run.exit).toBe(7);
     const repair = run.result!.repair!;
     expect(repair.dry_run).toBe(true);
@@ -539,12 +489,8 @@ describe('scan corrupt --repair', () => {
   });
 
   it('--yes: backup first, then each class repaired the safe way; documents untouched; only planned keys change', async () => {
-    const prefix = freshPrefix();
+    const { prefix, before, backup, run } = await repairBrokenDeployment('repair', '--yes');
     const k = (s: string) => `${prefix}${s}`;
-    await seedBrokenDeployment(prefix);
-    const before = await snapshot(redis, prefix);
-    const backup = join(scratch, `repair-${prefix.slice(0, -1)}.jsonl`);
-    const run = await scanInProcess(prefix, '--json', '--repair', '--yes', '--backup', backup);
     expect(run.exit).toBe(7);
     const repair = run.result!.repair!;
     expect(repair.backup_file).toBe(backup);

@@ -7,8 +7,7 @@
  * sources; exit codes, one-line errors, --json and --watch run on the built CLI.
  */
 import { hostname } from 'node:os';
-import { format } from 'node:util';
-import { Config, type Command } from '@oclif/core';
+import type { Config } from '@oclif/core';
 import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import QueuePeek from '../../src/commands/queue/peek.js';
@@ -21,12 +20,20 @@ import type { PeekResult, QueueStats } from '../../src/inspector/stats.js';
 import { checkHealth } from '../../src/inspector/health.js';
 import { collectQueueStats } from '../../src/inspector/stats.js';
 import type { WorkerList } from '../../src/inspector/workers.js';
-import { cleanEnv, runCli, snapshotBuild, startCli, type CliResult } from '../helpers/cli.js';
-import { freshPrefix, rawClient, testRedisUrl, waitFor } from '../helpers/context.js';
-import { loadVectors, seedVectors } from '../helpers/seed.js';
+import {
+  cleanEnv,
+  oneErrorLine,
+  runCli,
+  startCli,
+  type CliResult,
+  type SnapshotBuild,
+} from '../helpers/cli.js';
+import { freshPrefix, testRedisUrl, waitFor } from '../helpers/context.js';
+import { closeTestBed, inProcessRunner, openTestBed } from '../helpers/in-process.js';
+import { jobDocument, loadVectors, seedVectors } from '../helpers/seed.js';
 import { snapshot } from '../helpers/snapshot.js';
 
-let build: Awaited<ReturnType<typeof snapshotBuild>>;
+let build: SnapshotBuild;
 let config: Config;
 let redis: Redis;
 
@@ -34,85 +41,24 @@ let redis: Redis;
 vi.setConfig({ testTimeout: 60_000 });
 
 beforeAll(async () => {
-  build = await snapshotBuild();
-  config = await Config.load(build.root);
-  redis = rawClient();
+  ({ build, config, redis } = await openTestBed());
 });
 
-afterAll(() => {
-  redis?.disconnect();
-  build?.remove();
-});
+afterAll(() => closeTestBed({ build, redis }));
 
 // ---------------------------------------------------------------------------------------------------
 // helpers
 
-interface Run<T> {
-  result?: T;
-  exit: number;
-  stdout: string;
-  stderr: string;
-}
-
 /** Runs a command class in this process (from the sources), capturing what it writes. */
-async function inProcess<T>(
-  cmd: { run(argv: string[], config: Config): Promise<unknown> } & typeof Command,
-  argv: string[],
-  prefix?: string,
-  url = testRedisUrl(),
-): Promise<Run<T>> {
-  let stdout = '';
-  let stderr = '';
-  const capture = (to: 'out' | 'err') =>
-    ((chunk: string | Uint8Array) => {
-      if (to === 'out') stdout += String(chunk);
-      else stderr += String(chunk);
-      return true;
-    }) as typeof process.stdout.write;
-  const spies = [
-    vi.spyOn(process.stdout, 'write').mockImplementation(capture('out')),
-    vi.spyOn(process.stderr, 'write').mockImplementation(capture('err')),
-    vi.spyOn(console, 'log').mockImplementation((...a: unknown[]) => void (stdout += `${format(...a)}\n`)),
-    vi.spyOn(console, 'error').mockImplementation((...a: unknown[]) => void (stderr += `${format(...a)}\n`)),
-  ];
-  try {
-    const args = [...argv, '--redis-url', url, ...(prefix === undefined ? [] : ['--prefix', prefix])];
-    const result = (await cmd.run(args, config)) as T;
-    return { result, exit: 0, stdout, stderr };
-  } catch (err) {
-    const exit = (err as { oclif?: { exit?: number } }).oclif?.exit;
-    if (exit === undefined) throw err;
-    return { exit, stdout, stderr };
-  } finally {
-    for (const spy of spies) spy.mockRestore();
-  }
-}
+const inProcess = inProcessRunner(() => config);
 
 function cli(args: string[], env: Record<string, string | undefined> = {}): Promise<CliResult> {
   return runCli(build.bin, args, { env: cleanEnv({ REDIS_URL: testRedisUrl(), ...env }) });
 }
 
-/** stderr is exactly one line `bananas: <message>`; returns the message. */
-function oneErrorLine(result: { stderr: string }): string {
-  expect(result.stderr, 'stderr should be one line').toMatch(/^bananas: [^\n]+\n$/);
-  return result.stderr.slice('bananas: '.length, -1);
-}
-
 /** A job document as the Go service writes it. */
 function doc(id: string, fields: Record<string, unknown> = {}): string {
-  return JSON.stringify({
-    id,
-    name: 'send_email',
-    payload: { to: 'a@b.c' },
-    status: 'pending',
-    priority: 'normal',
-    created_at: '2025-11-10T04:16:35.123Z',
-    updated_at: '2025-11-10T04:16:35.123Z',
-    attempts: 0,
-    max_retries: 3,
-    routing_key: 'default',
-    ...fields,
-  });
+  return jobDocument(id, { payload: { to: 'a@b.c' }, ...fields });
 }
 
 /** LPUSHes `count` generated ids (as producers do), in batches. */
@@ -198,7 +144,7 @@ describe('queue stats', () => {
     await seedIncident(prefix, Date.now());
     const before = await snapshot(redis, prefix);
 
-    const run = await inProcess<QueueStats>(QueueStatsCommand, ['--json'], prefix);
+    const run = await inProcess<QueueStats>(QueueStatsCommand, ['--json'], { prefix });
     expect(run.exit).toBe(0);
     expect(run.stderr).toBe('');
     const stats = run.result as QueueStats;
@@ -247,7 +193,7 @@ describe('queue stats', () => {
   it('human output: a table of queues and one line per figure', async () => {
     const prefix = freshPrefix();
     await seedIncident(prefix, Date.now());
-    const run = await inProcess<QueueStats>(QueueStatsCommand, [], prefix);
+    const run = await inProcess<QueueStats>(QueueStatsCommand, [], { prefix });
     expect(run.exit).toBe(0);
     expect(run.stdout).toMatch(/│ low\s+│ \S+queue:low\s+│ 1,001\s+│/);
     expect(run.stdout).toMatch(/│ gpu:high\s+│/);
@@ -297,7 +243,7 @@ describe('queue stats', () => {
     ]);
     const report = await checkHealth(redis, new Keys(prefix));
     expect(report.checks.find((c) => c.name === 'keys')).toMatchObject({ status: 'warning', value: 1 });
-    const human = await inProcess<QueueStats>(QueueStatsCommand, [], prefix);
+    const human = await inProcess<QueueStats>(QueueStatsCommand, [], { prefix });
     expect(human.stdout).toMatch(/! \S+queue:high: WRONGTYPE/);
   });
 
@@ -309,7 +255,7 @@ describe('queue stats', () => {
       const stats = await collectQueueStats(redis, new Keys(prefix));
       expect(Date.now() - started).toBeLessThan(1000);
       expect(stats.ready.queues.find((q) => q.name === 'normal')?.depth).toBe(1_000_000);
-      const peek = await inProcess<PeekResult>(QueuePeek, ['normal', '--limit', '2', '--json'], prefix);
+      const peek = await inProcess<PeekResult>(QueuePeek, ['normal', '--limit', '2', '--json'], { prefix });
       expect(peek.result?.jobs.map((j) => j.id)).toEqual(['m0', 'm1']);
       expect(peek.result?.length).toBe(1_000_000);
     } finally {
@@ -348,7 +294,7 @@ describe('queue stats', () => {
       ['an argument', ['normal'], /Unexpected argument: normal/],
     ];
     it.for(cases)('%s', async ([, args, message]) => {
-      const run = await inProcess(QueueStatsCommand, args, undefined, 'redis://127.0.0.1:1');
+      const run = await inProcess(QueueStatsCommand, args, { url: 'redis://127.0.0.1:1' });
       expect(run.exit).toBe(2);
       expect(run.stdout).toBe('');
       expect(oneErrorLine(run)).toMatch(message);
@@ -412,7 +358,7 @@ describe('queue peek', () => {
     await redis.set(`${prefix}job:j5`, doc('other-id'));
     const before = await snapshot(redis, prefix);
 
-    const run = await inProcess<PeekResult>(QueuePeek, ['normal', '--limit', '5', '--json'], prefix);
+    const run = await inProcess<PeekResult>(QueuePeek, ['normal', '--limit', '5', '--json'], { prefix });
     expect(run.exit).toBe(0);
     expect(JSON.parse(run.stdout)).toEqual(run.result);
     const peek = run.result as PeekResult;
@@ -448,7 +394,7 @@ describe('queue peek', () => {
     expect(peek.jobs[3]?.problem).toMatch(/stub written by the original worker/);
     expect(peek.jobs[4]?.problem).toBe(`the document's id is "other-id"`);
 
-    const human = await inProcess<PeekResult>(QueuePeek, ['normal', '--limit', '2'], prefix);
+    const human = await inProcess<PeekResult>(QueuePeek, ['normal', '--limit', '2'], { prefix });
     expect(human.stdout).toMatch(/normal \(\S+queue:normal\): 5 entries; the next 2, next out first/);
     expect(human.stdout).toMatch(/│ 1 │ j2 │ -.*corrupt: invalid JSON/);
     expect(await snapshot(redis, prefix)).toEqual(before);
@@ -461,7 +407,7 @@ describe('queue peek', () => {
     await redis.zadd(`${prefix}processing:leases`, now + 60_000, 'a', now - 60_000, 'b');
     await redis.hset(`${prefix}processing:owners`, 'a', 'h:1:aa', 'b', 'h:2:bb');
     for (const id of ['a', 'b', 'c']) await redis.set(`${prefix}job:${id}`, doc(id));
-    const run = await inProcess<PeekResult>(QueuePeek, ['processing', '--json'], prefix);
+    const run = await inProcess<PeekResult>(QueuePeek, ['processing', '--json'], { prefix });
     expect(run.result?.jobs.map((j) => [j.id, j.lease_expires_at, j.lease_owner])).toEqual([
       ['a', new Date(now + 60_000).toISOString(), 'h:1:aa'],
       ['b', new Date(now - 60_000).toISOString(), 'h:2:bb'],
@@ -472,7 +418,7 @@ describe('queue peek', () => {
   it('scheduled lists the next due first with its run time (integer and fractional scores)', async () => {
     const prefix = freshPrefix();
     await seedVectors(redis, loadVectors('python-sdk'), prefix);
-    const run = await inProcess<PeekResult>(QueuePeek, ['scheduled', '--limit', '2', '--json'], prefix);
+    const run = await inProcess<PeekResult>(QueuePeek, ['scheduled', '--limit', '2', '--json'], { prefix });
     const peek = run.result as PeekResult;
     expect(peek.length).toBe(4);
     expect(peek.jobs.map((j) => [j.id, j.run_at, j.name])).toEqual([
@@ -500,7 +446,7 @@ describe('queue peek', () => {
       ['nobody-uses-this:low', `${prefix}route:nobody-uses-this:queue:low`, 0],
     ];
     for (const [name, key, length] of names) {
-      const run = await inProcess<PeekResult>(QueuePeek, [name, '--json'], prefix);
+      const run = await inProcess<PeekResult>(QueuePeek, [name, '--json'], { prefix });
       expect(run.exit, name).toBe(0);
       expect([run.result?.key, run.result?.length, run.result?.jobs.length], name).toEqual([
         key,
@@ -509,12 +455,12 @@ describe('queue peek', () => {
       ]);
     }
     // The cron job the original scheduler enqueued with an empty id is shown, not skipped.
-    const normal = await inProcess<PeekResult>(QueuePeek, ['normal', '--json'], prefix);
+    const normal = await inProcess<PeekResult>(QueuePeek, ['normal', '--json'], { prefix });
     expect(normal.result?.jobs.map((j) => [j.id, j.name, j.document])).toEqual([
       ['0b6f1a52-3c1e-4d8a-9f2e-6a7d5c4b3e21', 'send_email', 'ok'],
       ['', 'daily_report', 'ok'],
     ]);
-    const dead = await inProcess<PeekResult>(QueuePeek, ['dead', '--json'], prefix);
+    const dead = await inProcess<PeekResult>(QueuePeek, ['dead', '--json'], { prefix });
     expect(dead.result?.jobs.map((j) => j.document)).toEqual(['ok', 'stub', 'stub', 'stub']);
   });
 
@@ -541,7 +487,7 @@ describe('queue peek', () => {
       const prefix = freshPrefix();
       await redis.lpush(`${prefix}queue:normal`, 'x');
       const before = await snapshot(redis, prefix);
-      const run = await inProcess(QueuePeek, args, prefix);
+      const run = await inProcess(QueuePeek, args, { prefix });
       expect(run.exit).toBe(2);
       expect(run.stdout).toBe('');
       expect(oneErrorLine(run).length).toBeLessThan(400);
@@ -551,7 +497,7 @@ describe('queue peek', () => {
     it('a queue key holding another type is refused (exit 2), not misread', async () => {
       const prefix = freshPrefix();
       await redis.set(`${prefix}queue:high`, 'oops');
-      const run = await inProcess(QueuePeek, ['high'], prefix);
+      const run = await inProcess(QueuePeek, ['high'], { prefix });
       expect(run.exit).toBe(2);
       expect(oneErrorLine(run)).toBe(
         `${prefix}queue:high holds a string, not a list of job ids; it is not a queue`,
@@ -608,7 +554,7 @@ describe('worker list', () => {
     await heartbeat(prefix, 'c-host:30:cccccc', now - 20_000, null); // hash expired, entry left
     const before = await snapshot(redis, prefix);
 
-    const run = await inProcess<WorkerList>(WorkerListCommand, ['--json'], prefix);
+    const run = await inProcess<WorkerList>(WorkerListCommand, ['--json'], { prefix });
     expect(run.exit).toBe(0);
     const list = run.result as WorkerList;
     expect(JSON.parse(run.stdout)).toEqual(list);
@@ -649,9 +595,9 @@ describe('worker list', () => {
       stale_reason: expect.stringMatching(/^heartbeat hash expired/),
     });
 
-    const live = await inProcess<WorkerList>(WorkerListCommand, ['--live', '--json'], prefix);
+    const live = await inProcess<WorkerList>(WorkerListCommand, ['--live', '--json'], { prefix });
     expect(live.result?.workers.map((w) => w.id)).toEqual(['b-host:20:aaaaaa']);
-    const human = await inProcess<WorkerList>(WorkerListCommand, [], prefix);
+    const human = await inProcess<WorkerList>(WorkerListCommand, [], { prefix });
     expect(human.stdout).toMatch(
       /b-host:20:aaaaaa │ live\s+│ b-host │ 20\s+│ high,normal @ default,gpu \[send_email,resize\] │ 5\/8/,
     );
@@ -672,7 +618,7 @@ describe('worker list', () => {
     });
     try {
       await worker.start();
-      const run = await inProcess<WorkerList>(WorkerListCommand, ['--json'], prefix);
+      const run = await inProcess<WorkerList>(WorkerListCommand, ['--json'], { prefix });
       expect(run.result?.workers).toEqual([
         expect.objectContaining({
           id: worker.id,
@@ -689,7 +635,7 @@ describe('worker list', () => {
     } finally {
       await worker.stop();
     }
-    const after = await inProcess<WorkerList>(WorkerListCommand, ['--json'], prefix);
+    const after = await inProcess<WorkerList>(WorkerListCommand, ['--json'], { prefix });
     expect(after.result).toMatchObject({ live: 0, stale: 0, workers: [] });
   });
 

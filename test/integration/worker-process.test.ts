@@ -7,7 +7,7 @@ import type { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { Queue } from '../../src/core/queue.js';
 import { freshPrefix, rawClient, waitFor } from '../helpers/context.js';
-import { cleanEnv, snapshotBuild, startCli, type CliProcess } from '../helpers/cli.js';
+import { cleanEnv, snapshotBuild, startCli, type CliProcess, type SnapshotBuild } from '../helpers/cli.js';
 import { RedisServer } from '../helpers/redis-server.js';
 
 const HANDLERS = 'test/fixtures/handlers/recording.mjs';
@@ -18,7 +18,7 @@ let prefix: string;
 let queue: Queue;
 const processes: CliProcess[] = [];
 
-let build: Awaited<ReturnType<typeof snapshotBuild>>;
+let build: SnapshotBuild;
 
 beforeAll(async () => {
   build = await snapshotBuild();
@@ -41,6 +41,15 @@ afterEach(async () => {
   redis.disconnect();
   await server.destroy();
 });
+
+/** Waits until the result hash of job `id` says completed. */
+function completed(id: string, what: string, timeoutMs = 15_000): Promise<boolean> {
+  return waitFor(
+    async () => (await redis.hget(queue.keys.result(id), 'status')) === 'completed',
+    timeoutMs,
+    what,
+  );
+}
 
 function worker(args: string[] = []): CliProcess {
   const p = startCli(
@@ -96,33 +105,21 @@ describe('worker processes', () => {
       (await redis.get(queue.keys.job(job.id)))!.replace('10000', '10'),
     );
     worker();
-    await waitFor(
-      async () => (await redis.hget(queue.keys.result(job.id), 'status')) === 'completed',
-      15_000,
-      'rerun',
-    );
+    await completed(job.id, 'rerun');
   });
 
   it('recovers by itself when Redis stops and comes back', async () => {
     const w = worker();
     await w.waitForOutput('Worker starting');
     const before = await queue.enqueue('quick');
-    await waitFor(
-      async () => (await redis.hget(queue.keys.result(before.id), 'status')) === 'completed',
-      15_000,
-      'first',
-    );
+    await completed(before.id, 'first');
     await server.stop();
     await w.waitForOutput('Redis connection error - retrying with backoff');
     await new Promise((r) => setTimeout(r, 500));
     await server.spawn();
     await w.waitForOutput('Redis connection recovered', 20_000);
     const after = await queue.enqueue('quick');
-    await waitFor(
-      async () => (await redis.hget(queue.keys.result(after.id), 'status')) === 'completed',
-      20_000,
-      'after',
-    );
+    await completed(after.id, 'after', 20_000);
     expect(w.child.exitCode).toBeNull();
     // The outage was not mistaken for corruption or missing documents.
     expect(await redis.llen(queue.keys.dead)).toBe(0);
@@ -143,11 +140,7 @@ describe('worker processes', () => {
   it('logs System metrics with the runbook fields on its interval, as JSON lines', async () => {
     const w = worker(['--metrics-interval', '300ms']);
     const job = await queue.enqueue('quick');
-    await waitFor(
-      async () => (await redis.hget(queue.keys.result(job.id), 'status')) === 'completed',
-      15_000,
-      'job',
-    );
+    await completed(job.id, 'job');
     await w.waitForOutput(/"jobs_completed":1/);
     const line = w
       .output()
@@ -196,11 +189,7 @@ describe('worker processes', () => {
     processes.push(p);
     await p.waitForOutput('Worker starting');
     const job = await queue.enqueue('quick');
-    await waitFor(
-      async () => (await redis.hget(queue.keys.result(job.id), 'status')) === 'completed',
-      15_000,
-      'job',
-    );
+    await completed(job.id, 'job');
     p.child.kill('SIGTERM');
     expect((await p.done).code).toBe(0);
     expect(p.output()).toContain('127.0.0.1');
