@@ -133,6 +133,7 @@ export class Worker {
   private loop?: Promise<void>;
   private timers: NodeJS.Timeout[] = [];
   private nextPromoteAt = 0;
+  private reconcileNeeded = false;
   private readonly startedAt = new Date();
   private readonly counters: WorkerStats = {
     processed: 0,
@@ -180,7 +181,9 @@ export class Worker {
         this.logger.warn({ attempt, retry_in_ms: delayMs }, 'Redis connection error - retrying with backoff'),
       onRecovered: ({ downMs }) => {
         this.logger.info({ down_ms: downMs }, 'Redis connection recovered');
-        void this.reconcileAfterReconnect();
+        // Done by the fetch loop between two dequeues: a dequeue resent after the reconnect must have
+        // delivered its jobs first, or they would look untracked.
+        this.reconcileNeeded = true;
       },
     });
     this.blocking = createRedis({ ...connection, connectionName: 'bananas-worker-wait' });
@@ -265,6 +268,10 @@ export class Worker {
         continue;
       }
       try {
+        if (this.reconcileNeeded) {
+          this.reconcileNeeded = false;
+          await this.reconcileAfterReconnect();
+        }
         if (Date.now() >= this.nextPromoteAt) await this.promote();
         const want = Math.min(free, 100);
         const entries = await this.queue.dequeue({
@@ -318,7 +325,6 @@ export class Worker {
    */
   private async reconcileAfterReconnect(): Promise<void> {
     try {
-      await this.flushing;
       const abandoned = await this.queue.abandonUntrackedLeases(this.id, new Set(this.held.keys()));
       if (abandoned.length === 0) return;
       await this.queue.recoverExpiredLeases();
