@@ -4,9 +4,9 @@
  * single stderr line and an exit code.
  */
 import { Command, Errors, Flags, type Interfaces } from '@oclif/core';
-import type { Redis } from 'ioredis';
-import { connectOrThrow, createRedis, DEFAULT_REDIS_URL } from '../core/connection.js';
-import { BananasError, errorMessage } from '../core/errors.js';
+import type { Redis, RedisOptions } from 'ioredis';
+import { connectOrThrow, createRedis, DEFAULT_REDIS_URL, tlsOptions } from '../core/connection.js';
+import { BananasError, errorMessage, UsageError } from '../core/errors.js';
 import { DEFAULT_PREFIX } from '../core/keys.js';
 import { passwordOf, redactSecrets } from '../core/redact.js';
 import { ExitCode, exitCodeFor } from './exit-codes.js';
@@ -33,11 +33,32 @@ export abstract class BananasCommand<T extends typeof Command> extends Command {
       default: DEFAULT_PREFIX,
       helpGroup: 'GLOBAL',
     }),
+    'tls-ca': Flags.string({
+      env: 'REDIS_TLS_CA',
+      summary: 'CA certificate file (PEM) that signs the Redis server certificate (rediss:// only)',
+      helpGroup: 'GLOBAL',
+    }),
+    'tls-cert': Flags.string({
+      env: 'REDIS_TLS_CERT',
+      summary: 'Client certificate file (PEM), with --tls-key',
+      helpGroup: 'GLOBAL',
+    }),
+    'tls-key': Flags.string({
+      env: 'REDIS_TLS_KEY',
+      summary: 'Private key file (PEM) of --tls-cert',
+      helpGroup: 'GLOBAL',
+    }),
+    'tls-insecure': Flags.boolean({
+      summary: 'Do not verify the Redis server certificate (testing only)',
+      helpGroup: 'GLOBAL',
+    }),
   };
 
   protected flags!: BaseFlags<T>;
   protected args!: BaseArgs<T>;
   private client?: Redis;
+  /** Extra ioredis options for every connection of the command (TLS); set by init(). */
+  protected redisOptions: RedisOptions = {};
 
   get redisUrl(): string {
     return this.flags['redis-url'] ?? DEFAULT_REDIS_URL;
@@ -55,6 +76,28 @@ export abstract class BananasCommand<T extends typeof Command> extends Command {
     });
     this.flags = flags as BaseFlags<T>;
     this.args = args as BaseArgs<T>;
+    this.redisOptions = this.connectionOptions();
+  }
+
+  /** The TLS flags as ioredis options (certificate files are read here, so a missing one fails at once). */
+  private connectionOptions(): RedisOptions {
+    const flags = this.flags as BaseFlags<typeof BananasCommand>;
+    const tls = tlsOptions({
+      ca: flags['tls-ca'],
+      cert: flags['tls-cert'],
+      key: flags['tls-key'],
+      insecure: flags['tls-insecure'],
+    });
+    if (!tls) return {};
+    if (!this.redisUrl.startsWith('rediss://')) {
+      throw new UsageError('the --tls-* flags need a rediss:// Redis URL');
+    }
+    if (flags['tls-insecure']) {
+      process.stderr.write(
+        'bananas: warning: --tls-insecure: the Redis server certificate is not verified\n',
+      );
+    }
+    return { tls };
   }
 
   /** A connected client (fail-fast: unreachable Redis or refused credentials throw a typed error). */
@@ -64,6 +107,7 @@ export abstract class BananasCommand<T extends typeof Command> extends Command {
         url: this.redisUrl,
         mode: 'fail-fast',
         connectionName: `bananas-${this.id ?? 'cli'}`,
+        redisOptions: this.redisOptions,
       });
       await connectOrThrow(client, this.redisUrl);
       this.client = client;

@@ -2,8 +2,16 @@
  * Redis connections. Workers reconnect forever with the runbook's backoff (2, 4, 8, 16, 30 s max);
  * operator commands fail fast with a typed error. No password ever reaches a message or a log.
  */
+import { readFileSync } from 'node:fs';
+import type { ConnectionOptions as TlsConnectionOptions } from 'node:tls';
 import { Redis, type RedisOptions } from 'ioredis';
-import { RedisAuthError, RedisUnavailableError, BananasError, errorMessage } from './errors.js';
+import {
+  RedisAuthError,
+  RedisUnavailableError,
+  BananasError,
+  UsageError,
+  errorMessage,
+} from './errors.js';
 import { passwordOf, redactSecrets, redactUrl } from './redact.js';
 
 export const DEFAULT_REDIS_URL = 'redis://localhost:6379';
@@ -27,6 +35,44 @@ export interface ConnectOptions extends ConnectionEvents {
   connectionName?: string;
   /** Extra ioredis options (tests, TLS). */
   redisOptions?: RedisOptions;
+}
+
+/** TLS settings as given on the command line: PEM file paths and the no-verification switch. */
+export interface TlsFiles {
+  /** CA certificate(s) that sign the server's certificate (PEM). */
+  ca?: string;
+  /** Client certificate (PEM), for servers that require one (`tls-auth-clients yes`). */
+  cert?: string;
+  /** Private key of the client certificate (PEM). */
+  key?: string;
+  /** Skip the server certificate check (testing only). */
+  insecure?: boolean;
+}
+
+function readPem(path: string, what: string): Buffer {
+  try {
+    return readFileSync(path);
+  } catch (err) {
+    const reason = (err as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : errorMessage(err);
+    throw new UsageError(`cannot read the TLS ${what} ${JSON.stringify(path)}: ${reason}`);
+  }
+}
+
+/**
+ * The ioredis `tls` option for these settings (files are read now; an unreadable one is a UsageError),
+ * or undefined when none is given (a `rediss://` URL then uses the system CAs). Any setting turns TLS on.
+ */
+export function tlsOptions(files: TlsFiles): TlsConnectionOptions | undefined {
+  if (!files.ca && !files.cert && !files.key && !files.insecure) return undefined;
+  if (Boolean(files.cert) !== Boolean(files.key)) {
+    throw new UsageError('a TLS client certificate needs both --tls-cert and --tls-key');
+  }
+  const tls: TlsConnectionOptions = {};
+  if (files.ca) tls.ca = readPem(files.ca, 'CA file');
+  if (files.cert) tls.cert = readPem(files.cert, 'certificate file');
+  if (files.key) tls.key = readPem(files.key, 'key file');
+  if (files.insecure) tls.rejectUnauthorized = false;
+  return tls;
 }
 
 function isAuthError(message: string): boolean {

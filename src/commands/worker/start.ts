@@ -120,6 +120,7 @@ The handlers module exports functions named after job names (or a default object
     const worker = new Worker({
       handlers,
       redisUrl: this.redisUrl,
+      redisOptions: this.redisOptions,
       prefix: flags.prefix,
       concurrency: flags.concurrency,
       priorities: flags.priorities,
