@@ -162,6 +162,10 @@ export abstract class BananasCommand<T extends typeof Command> extends Command {
     if (err instanceof BananasError) {
       exitCode = exitCodeFor(err.code);
       code = err.code;
+    } else if (/^NOPERM\b/.test(errorMessage(err))) {
+      // The Redis user may not run this (ACL): a credentials problem, not an internal error.
+      exitCode = ExitCode.REDIS;
+      code = 'REDIS_AUTH';
     } else if (err instanceof Errors.CLIError && 'parse' in err) {
       exitCode = ExitCode.USAGE;
       code = 'USAGE';

@@ -5,13 +5,7 @@
 import { readFileSync } from 'node:fs';
 import type { ConnectionOptions as TlsConnectionOptions } from 'node:tls';
 import { Redis, type RedisOptions } from 'ioredis';
-import {
-  RedisAuthError,
-  RedisUnavailableError,
-  BananasError,
-  UsageError,
-  errorMessage,
-} from './errors.js';
+import { RedisAuthError, RedisUnavailableError, BananasError, UsageError, errorMessage } from './errors.js';
 import { passwordOf, redactSecrets, redactUrl } from './redact.js';
 
 export const DEFAULT_REDIS_URL = 'redis://localhost:6379';

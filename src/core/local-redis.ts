@@ -3,7 +3,7 @@
  * Persistence is off unless extra arguments turn it on.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -36,6 +36,11 @@ export interface LocalRedisOptions {
   /** Data directory to use (kept on destroy); default: a new temporary directory (removed on destroy). */
   dir?: string;
   binary?: string;
+  /**
+   * A TLS-only server: `port` is its TLS port and no plain port is opened by default (put `--port 0`
+   * and the `--tls-*` arguments in `args`); readiness is checked with a PING over TLS, trusting `caFile`.
+   */
+  tls?: { port: number; caFile: string };
 }
 
 export class LocalRedisServer {
@@ -44,6 +49,7 @@ export class LocalRedisServer {
   private readonly args: string[];
   private readonly ownsDir: boolean;
   private readonly binary: string;
+  private readonly tls?: { port: number; caFile: string };
   private child?: ChildProcess;
 
   private constructor(port: number, dir: string, options: LocalRedisOptions) {
@@ -52,6 +58,7 @@ export class LocalRedisServer {
     this.args = options.args ?? [];
     this.ownsDir = options.dir === undefined;
     this.binary = options.binary ?? 'redis-server';
+    this.tls = options.tls;
   }
 
   static async start(options: LocalRedisOptions = {}): Promise<LocalRedisServer> {
@@ -61,7 +68,7 @@ export class LocalRedisServer {
         `${options.binary ?? 'redis-server'} was not found on PATH`,
       );
     }
-    const port = options.port ?? (await freePort());
+    const port = options.tls?.port ?? options.port ?? (await freePort());
     const dir = options.dir ?? mkdtempSync(join(tmpdir(), 'bananas-redis-'));
     const server = new LocalRedisServer(port, dir, options);
     await server.spawn();
@@ -69,7 +76,7 @@ export class LocalRedisServer {
   }
 
   get url(): string {
-    return `redis://127.0.0.1:${this.port}`;
+    return `${this.tls ? 'rediss' : 'redis'}://127.0.0.1:${this.port}`;
   }
 
   get pid(): number | undefined {
@@ -78,10 +85,11 @@ export class LocalRedisServer {
 
   /** Starts the process (again, after {@link stop}) and waits until it answers PING. */
   async spawn(): Promise<void> {
-    const base = ['--port', String(this.port), '--bind', '127.0.0.1', '--dir', this.dir];
+    const port = this.tls ? [] : ['--port', String(this.port)];
+    const base = [...port, '--bind', '127.0.0.1', '--dir', this.dir];
     const persistence = ['--save', '', '--appendonly', 'no'];
     this.child = spawn(this.binary, [...base, ...persistence, ...this.args], { stdio: 'ignore' });
-    await waitForPing(this.port, 10_000);
+    await waitForPing(this.port, 10_000, this.tls && { ca: readFileSync(this.tls.caFile) });
   }
 
   /** Sends a signal to the server (SIGKILL, SIGSTOP, SIGCONT…). */
@@ -111,12 +119,14 @@ export class LocalRedisServer {
   }
 }
 
-export async function waitForPing(port: number, timeoutMs: number): Promise<void> {
+/** Waits until the server on `port` answers PING (over TLS when `tls` is given). */
+export async function waitForPing(port: number, timeoutMs: number, tls?: { ca: Buffer }): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const client = new Redis({
       port,
       host: '127.0.0.1',
+      ...(tls ? { tls } : {}),
       lazyConnect: true,
       enableReadyCheck: false,
       retryStrategy: () => null,
