@@ -57,7 +57,8 @@ export type DecodeResult =
       stub?: { id: string; error: string; corruptedData?: string };
     };
 
-const KNOWN_FIELDS = new Set([
+/** The top-level fields of a job document; any other field is kept verbatim in `Job.extra`. */
+export const KNOWN_FIELDS: ReadonlySet<string> = new Set([
   'id',
   'name',
   'description',
