@@ -4,12 +4,19 @@
  * single stderr line and an exit code.
  */
 import { Command, Errors, Flags, type Interfaces } from '@oclif/core';
-import type { Redis, RedisOptions } from 'ioredis';
-import { connectOrThrow, createRedis, DEFAULT_REDIS_URL, tlsOptions } from '../core/connection.js';
+import type { RedisOptions } from 'ioredis';
+import {
+  connectOrThrow,
+  createRedis,
+  DEFAULT_REDIS_URL,
+  tlsOptions,
+  type RedisClient,
+} from '../core/connection.js';
 import { BananasError, errorMessage, UsageError } from '../core/errors.js';
-import { DEFAULT_PREFIX } from '../core/keys.js';
-import { passwordOf, redactSecrets } from '../core/redact.js';
-import { ExitCode, exitCodeFor } from './exit-codes.js';
+import { assertClusterPrefix, DEFAULT_PREFIX } from '../core/keys.js';
+import { redactSecrets, redactUrl, secretsOf } from '../core/redact.js';
+import { isTlsUrl, parseRedisUrl } from '../core/redis-url.js';
+import { ExitCode, exitCodeFor, redisReplyOutcome } from './exit-codes.js';
 import { startProgress, type Progress } from './progress.js';
 import { interruptOnSignals } from './signals.js';
 
@@ -24,7 +31,7 @@ export abstract class BananasCommand<T extends typeof Command> extends Command {
   static override baseFlags = {
     'redis-url': Flags.string({
       env: 'REDIS_URL',
-      summary: `Redis URL (redis:// or rediss://) [default: ${DEFAULT_REDIS_URL}]`,
+      summary: `Redis URL: redis[s]://, redis[s]+cluster://h1:port,h2:port, redis[s]+sentinel://h1:26379,h2:26379/<master> [default: ${DEFAULT_REDIS_URL}]`,
       helpGroup: 'GLOBAL',
     }),
     prefix: Flags.string({
@@ -56,7 +63,7 @@ export abstract class BananasCommand<T extends typeof Command> extends Command {
 
   protected flags!: BaseFlags<T>;
   protected args!: BaseArgs<T>;
-  private client?: Redis;
+  private client?: RedisClient;
   /** Extra ioredis options for every connection of the command (TLS); set by init(). */
   protected redisOptions: RedisOptions = {};
 
@@ -76,7 +83,15 @@ export abstract class BananasCommand<T extends typeof Command> extends Command {
     });
     this.flags = flags as BaseFlags<T>;
     this.args = args as BaseArgs<T>;
+    this.checkTopology();
     this.redisOptions = this.connectionOptions();
+  }
+
+  /** A malformed cluster/sentinel URL, or a cluster with a prefix that is not one hash slot, is a usage error. */
+  private checkTopology(): void {
+    const topology = parseRedisUrl(this.redisUrl, redactUrl);
+    const prefix = (this.flags as BaseFlags<typeof BananasCommand>).prefix;
+    if (topology.kind === 'cluster') assertClusterPrefix(prefix);
   }
 
   /** The TLS flags as ioredis options (certificate files are read here, so a missing one fails at once). */
@@ -89,8 +104,10 @@ export abstract class BananasCommand<T extends typeof Command> extends Command {
       insecure: flags['tls-insecure'],
     });
     if (!tls) return {};
-    if (!this.redisUrl.startsWith('rediss://')) {
-      throw new UsageError('the --tls-* flags need a rediss:// Redis URL');
+    if (!isTlsUrl(this.redisUrl)) {
+      throw new UsageError(
+        'the --tls-* flags need a rediss:// Redis URL (rediss+cluster:// or rediss+sentinel:// for those)',
+      );
     }
     if (flags['tls-insecure']) {
       process.stderr.write(
@@ -101,7 +118,7 @@ export abstract class BananasCommand<T extends typeof Command> extends Command {
   }
 
   /** A connected client (fail-fast: unreachable Redis or refused credentials throw a typed error). */
-  protected async redis(): Promise<Redis> {
+  protected async redis(): Promise<RedisClient> {
     if (!this.client) {
       const client = createRedis({
         url: this.redisUrl,
@@ -156,16 +173,17 @@ export abstract class BananasCommand<T extends typeof Command> extends Command {
   }
 
   protected override async catch(err: Error & { exitCode?: number }): Promise<unknown> {
-    const secrets = [passwordOf(this.flags?.['redis-url'] ?? process.env.REDIS_URL)];
+    const secrets = secretsOf(this.flags?.['redis-url'] ?? process.env.REDIS_URL);
     let exitCode: number = ExitCode.ERROR;
     let code = 'ERROR';
+    let text = errorMessage(err);
+    const reply = err instanceof BananasError ? undefined : redisReplyOutcome(err);
     if (err instanceof BananasError) {
       exitCode = exitCodeFor(err.code);
       code = err.code;
-    } else if (/^NOPERM\b/.test(errorMessage(err))) {
-      // The Redis user may not run this (ACL): a credentials problem, not an internal error.
-      exitCode = ExitCode.REDIS;
-      code = 'REDIS_AUTH';
+    } else if (reply) {
+      // Redis refused the command (ACL), cannot serve it now (replica, OOM…), or met a wrong-typed key.
+      ({ exitCode, code, message: text } = reply);
     } else if (err instanceof Errors.CLIError && 'parse' in err) {
       exitCode = ExitCode.USAGE;
       code = 'USAGE';
@@ -174,7 +192,7 @@ export abstract class BananasCommand<T extends typeof Command> extends Command {
     } else if (err instanceof Errors.CLIError && err.oclif?.exit !== undefined) {
       exitCode = err.oclif.exit;
     }
-    const message = oneLine(redactSecrets(errorMessage(err), secrets));
+    const message = oneLine(redactSecrets(text, secrets));
     if (this.jsonEnabled?.()) {
       process.stdout.write(`${JSON.stringify({ error: { code, message, exitCode } })}\n`);
     }

@@ -1,5 +1,5 @@
 import { Flags } from '@oclif/core';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../core/connection.js';
 import { BananasCommand } from '../cli/base-command.js';
 import { ExitCode } from '../cli/exit-codes.js';
 import { durationFlag } from '../cli/flags.js';
@@ -111,7 +111,7 @@ Each check has a name, status (ok, warning, critical), value, threshold and mess
    * With --json, an unreachable Redis still yields a health document (status "unreachable", exit 4), so
    * a monitor parsing stdout always gets one; otherwise the usual one-line error and exit 4.
    */
-  private async connectOrReport(prefix: string): Promise<Redis> {
+  private async connectOrReport(prefix: string): Promise<RedisClient> {
     try {
       return await this.redis();
     } catch (err) {

@@ -4,9 +4,50 @@
  */
 import { readFileSync } from 'node:fs';
 import type { ConnectionOptions as TlsConnectionOptions } from 'node:tls';
-import { Redis, type RedisOptions } from 'ioredis';
+import { Cluster, Redis, type ClusterOptions, type RedisOptions } from 'ioredis';
 import { RedisAuthError, RedisUnavailableError, BananasError, UsageError, errorMessage } from './errors.js';
-import { passwordOf, redactSecrets, redactUrl } from './redact.js';
+import { redactSecrets, redactUrl, secretsOf } from './redact.js';
+import { parseRedisUrl, type RedisTopology } from './redis-url.js';
+
+/**
+ * A connection as bananas uses it: one server (also when found through Sentinel) or a Redis Cluster. In
+ * cluster mode every key of a deployment shares one hash slot (the prefix carries a hash tag), so scripts,
+ * MULTI and pipelines work unchanged; only commands that are not about keys (SCAN, INFO, CONFIG, SLOWLOG)
+ * must go to each node: see {@link masterNodes}.
+ */
+export type RedisClient = Redis | Cluster;
+
+/** True when `redis` is a Redis Cluster client. */
+export function isCluster(redis: RedisClient): redis is Cluster {
+  return redis instanceof Cluster;
+}
+
+/**
+ * The servers that hold the data: every master of a cluster (as the client knows them now), or the one
+ * server of any other connection.
+ */
+export function masterNodes(redis: RedisClient): Redis[] {
+  return isCluster(redis) ? redis.nodes('master') : [redis];
+}
+
+/**
+ * The server holding `key`: in a cluster the master of its hash slot (for a deployment with a tagged
+ * prefix, the node holding all of its keys); otherwise the one server.
+ */
+export async function nodeForKey(redis: RedisClient, key: string): Promise<Redis> {
+  if (!isCluster(redis)) return redis;
+  const slot = Number(await redis.call('CLUSTER', 'KEYSLOT', key));
+  const address = redis.slots[slot]?.[0];
+  const node = redis.nodes('master').find((n) => nodeAddress(n) === address);
+  if (!node) throw new RedisUnavailableError(`no reachable master holds hash slot ${slot} (key ${key})`);
+  return node;
+}
+
+/** `host:port` of a server connection (for per-node reports). */
+export function nodeAddress(node: Redis): string {
+  const { host, port } = node.options;
+  return `${host ?? '?'}:${port ?? '?'}`;
+}
 
 export const DEFAULT_REDIS_URL = 'redis://localhost:6379';
 
@@ -77,31 +118,48 @@ function isAuthError(message: string): boolean {
 export function toConnectionError(err: unknown, url: string): BananasError {
   if (err instanceof BananasError) return err;
   const where = redactUrl(url);
-  const message = redactSecrets(errorMessage(err), [passwordOf(url)]);
+  const message = redactSecrets(errorMessage(err), secretsOf(url));
   if (isAuthError(message)) {
     return new RedisAuthError(`Redis at ${where} refused the credentials: ${message}`);
+  }
+  const topology = /^rediss?\+(cluster|sentinel):/i.exec(url)?.[1]?.toLowerCase();
+  if (topology === 'cluster') {
+    return new RedisUnavailableError(`cannot reach any node of the Redis Cluster at ${where}: ${message}`);
+  }
+  if (topology === 'sentinel') {
+    return new RedisUnavailableError(`cannot reach the master through the sentinels at ${where}: ${message}`);
   }
   return new RedisUnavailableError(`cannot reach Redis at ${where}: ${message}`);
 }
 
-const lastErrors = new WeakMap<Redis, Error>();
+const lastErrors = new WeakMap<RedisClient, Error>();
+const nodeErrors = new WeakMap<RedisClient, Error>();
 
-/** Creates a client; it connects lazily (call {@link connectOrThrow} or let the first command connect). */
-export function createRedis(options: ConnectOptions): Redis {
+/**
+ * Creates a client for `options.url` (one server, `redis+cluster://` or `redis+sentinel://`); it connects
+ * lazily (call {@link connectOrThrow} or let the first command connect). A malformed URL is a UsageError.
+ */
+export function createRedis(options: ConnectOptions): RedisClient {
   const url = options.url ?? DEFAULT_REDIS_URL;
+  const topology = parseRedisUrl(url, redactUrl);
   let failedSince: number | undefined;
   let attempt = 0;
+  const retry = (times: number): number => {
+    attempt = times;
+    const delayMs = reconnectDelayMs(times);
+    options.onRetry?.({ attempt: times, delayMs });
+    return delayMs;
+  };
   const base: RedisOptions =
     options.mode === 'resilient'
       ? {
           maxRetriesPerRequest: null,
           enableOfflineQueue: true,
-          retryStrategy: (times) => {
-            attempt = times;
-            const delayMs = reconnectDelayMs(times);
-            options.onRetry?.({ attempt: times, delayMs });
-            return delayMs;
-          },
+          retryStrategy: retry,
+          // A blocking command (the worker's BLPOP) queued for, or sent on, a connection that died in a
+          // failover could otherwise wait forever: ioredis ends it as timed out (null) after its own
+          // timeout + 100 ms (2 s while queued offline).
+          blockingTimeout: 2000,
         }
       : {
           maxRetriesPerRequest: 0,
@@ -109,18 +167,38 @@ export function createRedis(options: ConnectOptions): Redis {
           retryStrategy: () => null,
           connectTimeout: 5000,
         };
-  const redis = new Redis(url, {
-    lazyConnect: true,
-    connectionName: options.connectionName,
-    ...base,
-    ...options.redisOptions,
-  });
+  let redis: RedisClient;
+  if (topology.kind === 'cluster') {
+    redis = createCluster(topology, options, base, retry);
+  } else if (topology.kind === 'sentinel') {
+    redis = new Redis({
+      lazyConnect: true,
+      connectionName: options.connectionName,
+      ...base,
+      ...sentinelOptions(topology, options),
+      ...options.redisOptions,
+    });
+  } else {
+    redis = new Redis(url, {
+      lazyConnect: true,
+      connectionName: options.connectionName,
+      ...base,
+      ...options.redisOptions,
+    });
+  }
   redis.on('error', (err: Error) => {
     // Errors surface through commands and the retry strategy; an unhandled 'error' event would crash.
     // The last one is kept: a failed connect() only says "Connection is closed".
     lastErrors.set(redis, err);
     failedSince ??= Date.now();
   });
+  if (isCluster(redis)) {
+    // A node's own error (ECONNREFUSED, WRONGPASS) says more than the cluster's "Failed to refresh slots
+    // cache" or a later "Connection is closed.".
+    redis.on('node error', (err: Error) => {
+      if (!nodeErrors.has(redis) || !/Connection is closed/.test(err.message)) nodeErrors.set(redis, err);
+    });
+  }
   redis.on('close', () => {
     failedSince ??= Date.now();
   });
@@ -134,13 +212,77 @@ export function createRedis(options: ConnectOptions): Redis {
   return redis;
 }
 
+/**
+ * A Cluster client. Node connections take the URL's credentials and the TLS options; in resilient mode the
+ * client waits through a failover (CLUSTERDOWN, MOVED to a promoted replica) and, if no node answers at all,
+ * reconnects with the same backoff as a single server.
+ */
+function createCluster(
+  topology: Extract<RedisTopology, { kind: 'cluster' }>,
+  options: ConnectOptions,
+  base: RedisOptions,
+  retry: (times: number) => number,
+): Cluster {
+  const resilient = options.mode === 'resilient';
+  const { retryStrategy: _unused, enableOfflineQueue, ...nodeBase } = base;
+  void _unused;
+  const redisOptions: ClusterOptions['redisOptions'] = {
+    connectionName: options.connectionName,
+    ...nodeBase,
+    ...(topology.username !== undefined ? { username: topology.username } : {}),
+    ...(topology.password !== undefined ? { password: topology.password } : {}),
+    ...(topology.tls ? { tls: {} } : {}),
+    ...options.redisOptions,
+  };
+  return new Cluster(topology.nodes, {
+    lazyConnect: true,
+    enableOfflineQueue,
+    clusterRetryStrategy: resilient ? retry : () => null,
+    redisOptions,
+    // During a failover the slots answer CLUSTERDOWN or point at a dead master for a few seconds.
+    retryDelayOnClusterDown: 300,
+    retryDelayOnFailover: 300,
+    retryDelayOnTryAgain: 300,
+    maxRedirections: resilient ? 32 : 16,
+    slotsRefreshTimeout: resilient ? 2000 : 5000,
+    enableReadyCheck: true,
+  });
+}
+
+/** ioredis Sentinel options: it asks the sentinels for the master, and again after every disconnect. */
+function sentinelOptions(
+  topology: Extract<RedisTopology, { kind: 'sentinel' }>,
+  options: ConnectOptions,
+): RedisOptions {
+  const resilient = options.mode === 'resilient';
+  return {
+    sentinels: topology.sentinels,
+    name: topology.masterName,
+    ...(topology.username !== undefined ? { username: topology.username } : {}),
+    ...(topology.password !== undefined ? { password: topology.password } : {}),
+    ...(topology.sentinelUsername !== undefined ? { sentinelUsername: topology.sentinelUsername } : {}),
+    ...(topology.sentinelPassword !== undefined ? { sentinelPassword: topology.sentinelPassword } : {}),
+    ...(topology.db !== undefined ? { db: topology.db } : {}),
+    ...(topology.tls ? { tls: {}, enableTLSForSentinelMode: true } : {}),
+    sentinelRetryStrategy: resilient ? (times: number) => reconnectDelayMs(times) : () => null,
+    // Reconnect at once when the sentinels announce a new master, instead of waiting for the old one.
+    failoverDetector: resilient,
+  };
+}
+
 /** Connects and checks the server answers (and accepts the credentials); throws a typed error otherwise. */
-export async function connectOrThrow(redis: Redis, url: string = DEFAULT_REDIS_URL): Promise<void> {
+export async function connectOrThrow(redis: RedisClient, url: string = DEFAULT_REDIS_URL): Promise<void> {
   try {
     if (redis.status === 'wait') await redis.connect();
     await redis.ping();
   } catch (err) {
     redis.disconnect();
-    throw toConnectionError(lastErrors.get(redis) ?? err, url);
+    throw toConnectionError(nodeErrors.get(redis) ?? rootCause(lastErrors.get(redis) ?? err), url);
   }
+}
+
+/** A cluster's "Failed to refresh slots cache" carries the error of the last node it tried. */
+function rootCause(err: unknown): unknown {
+  const last = (err as { lastNodeError?: unknown } | undefined)?.lastNodeError;
+  return last instanceof Error ? last : err;
 }

@@ -2,12 +2,25 @@
  * Bounded-memory iteration over Redis data: SCAN (never KEYS) and list paging (never a whole list).
  */
 import type { Redis } from 'ioredis';
+import { masterNodes, type RedisClient } from './connection.js';
 
-/** Yields batches of keys matching `pattern` (a SCAN glob; escape literal parts with escapeGlob). */
+/**
+ * Yields batches of keys matching `pattern` (a SCAN glob; escape literal parts with escapeGlob). In Redis
+ * Cluster SCAN only sees the node it runs on, so every master is scanned in turn (replicas hold copies).
+ */
 export async function* scanKeys(
-  redis: Redis,
+  redis: RedisClient,
   pattern: string,
   options: { count?: number; type?: string } = {},
+): AsyncGenerator<string[]> {
+  for (const node of masterNodes(redis)) yield* scanNode(node, pattern, options);
+}
+
+/** SCAN over one server. */
+async function* scanNode(
+  redis: Redis,
+  pattern: string,
+  options: { count?: number; type?: string },
 ): AsyncGenerator<string[]> {
   let cursor = '0';
   do {
@@ -24,7 +37,7 @@ export async function* scanKeys(
  * seen twice or missed: use it for reading, and confirm each entry in the script that changes it.
  */
 export async function* pageList(
-  redis: Redis,
+  redis: RedisClient,
   key: string,
   options: { pageSize?: number; start?: number; limit?: number } = {},
 ): AsyncGenerator<string[]> {
@@ -47,6 +60,11 @@ export async function* pageList(
  * the oldest entry of the dead-letter list), as LRANGE returns them (left to right). Negative indexes: entries
  * pushed on the left meanwhile do not shift the pages.
  */
-export function lrangeFromRight(redis: Redis, key: string, skip: number, count: number): Promise<string[]> {
+export function lrangeFromRight(
+  redis: RedisClient,
+  key: string,
+  skip: number,
+  count: number,
+): Promise<string[]> {
   return redis.lrange(key, -(skip + count), -(skip + 1));
 }

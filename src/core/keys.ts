@@ -57,6 +57,34 @@ export function assertPrefix(prefix: string): string {
   return prefix;
 }
 
+/**
+ * The hash tag Redis Cluster hashes a key by (the text between the first `{` and the next `}`, when not
+ * empty), or undefined. Every key bananas builds starts with the prefix, so a prefix that carries a tag
+ * puts the whole deployment in one hash slot.
+ */
+export function hashTagOf(prefix: string): string | undefined {
+  const open = prefix.indexOf('{');
+  if (open < 0) return undefined;
+  const close = prefix.indexOf('}', open + 1);
+  if (close < 0 || close === open + 1) return undefined;
+  return prefix.slice(open + 1, close);
+}
+
+/**
+ * In Redis Cluster the prefix must carry a hash tag (`{bananas}:`): the scripts move ids between lists
+ * and documents of one deployment atomically, which Redis Cluster only allows within one hash slot.
+ */
+export function assertClusterPrefix(prefix: string): string {
+  assertPrefix(prefix);
+  if (hashTagOf(prefix) === undefined) {
+    const name = prefix.replace(/[{}]/g, '').replace(/:+$/, '') || 'bananas';
+    throw new UsageError(
+      `the prefix ${JSON.stringify(prefix)} has no hash tag, which Redis Cluster needs to keep a deployment's keys in one slot: pass --prefix '{${name}}:' (or BANANAS_PREFIX='{${name}}:'), and see "Running at scale" in the README to move existing keys`,
+    );
+  }
+  return prefix;
+}
+
 export class Keys {
   readonly prefix: string;
 

@@ -4,7 +4,7 @@
  * ioredis sends EVALSHA and falls back to EVAL after a server restart (NOSCRIPT).
  */
 import { readFileSync, readdirSync } from 'node:fs';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from './connection.js';
 
 const LUA_DIR = new URL('./lua/', import.meta.url);
 
@@ -34,12 +34,12 @@ function loadScripts(): Map<string, LoadedScript> {
   return scripts;
 }
 
-const registered = new WeakSet<Redis>();
+const registered = new WeakSet<RedisClient>();
 
 type ScriptArg = string | number | Buffer;
 type ScriptCommand<T> = (...args: ScriptArg[]) => Promise<T>;
 
-function command<T>(redis: Redis, name: string, suffix: '' | 'Buffer'): ScriptCommand<T> {
+function command<T>(redis: RedisClient, name: string, suffix: '' | 'Buffer'): ScriptCommand<T> {
   const scripts = loadScripts();
   if (!scripts.has(name)) throw new Error(`unknown Lua script ${name}`);
   if (!registered.has(redis)) {
@@ -56,7 +56,7 @@ function command<T>(redis: Redis, name: string, suffix: '' | 'Buffer'): ScriptCo
  * KEYS, `args` its ARGV, as its header documents.
  */
 export function runScript<T = unknown>(
-  redis: Redis,
+  redis: RedisClient,
   name: string,
   keys: string[],
   args: ScriptArg[],
@@ -66,7 +66,7 @@ export function runScript<T = unknown>(
 
 /** Same as {@link runScript}, but replies come back as Buffers (documents keep their exact bytes). */
 export function runScriptBuffer<T = unknown>(
-  redis: Redis,
+  redis: RedisClient,
   name: string,
   keys: string[],
   args: ScriptArg[],

@@ -4,7 +4,7 @@
  * dead-letter queue) on a throwaway redis-server, or on the Redis given, under a demo prefix.
  */
 import { randomBytes } from 'node:crypto';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../core/connection.js';
 import { decodeJob } from '../core/codec.js';
 import { connectOrThrow, createRedis } from '../core/connection.js';
 import { BananasError } from '../core/errors.js';
@@ -148,14 +148,14 @@ export async function runDemo(options: DemoOptions): Promise<DemoReport> {
   }
 }
 
-async function countSettled(redis: Redis, queue: Queue, ids: string[]): Promise<number> {
+async function countSettled(redis: RedisClient, queue: Queue, ids: string[]): Promise<number> {
   const dead = new Set(await redis.lrange(queue.keys.dead, 0, -1));
   const results = await Promise.all(ids.map((id) => redis.hget(queue.keys.result(id), 'status')));
   return ids.filter((id, i) => dead.has(id) || results[i] === 'completed').length;
 }
 
 async function reportJobs(
-  redis: Redis,
+  redis: RedisClient,
   queue: Queue,
   ids: string[],
   startOrder: Map<string, number>,
@@ -184,7 +184,7 @@ async function reportJobs(
 }
 
 /** Removes the demo's own keys (SCAN over its random prefix only). */
-async function removeKeys(redis: Redis, prefix: string): Promise<void> {
+async function removeKeys(redis: RedisClient, prefix: string): Promise<void> {
   for await (const keys of scanKeys(redis, `${escapeGlob(prefix)}*`, { count: 500 })) {
     await redis.unlink(...keys);
   }

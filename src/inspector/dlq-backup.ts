@@ -21,7 +21,7 @@ import { createInterface } from 'node:readline';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip, createGzip, gzipSync } from 'node:zlib';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../core/connection.js';
 import { decodeJob, encodeJob, resetForRequeue, utf8Text } from '../core/codec.js';
 import { BananasError, ConflictError, UsageError } from '../core/errors.js';
 import { Keys, routeOf } from '../core/keys.js';
@@ -108,7 +108,7 @@ function entryLine(id: string, document: Buffer | null, ttl: number): string {
 
 /** Writes the dead-letter queue to `options.out` (see the module comment). */
 export async function backupDeadLetters(
-  redis: Redis,
+  redis: RedisClient,
   prefix: string,
   options: BackupOptions,
 ): Promise<BackupResult> {
@@ -452,7 +452,7 @@ interface Restorable {
  * them on purpose; an expiring document would leave an orphan id behind).
  */
 export async function restoreDeadLetters(
-  redis: Redis,
+  redis: RedisClient,
   prefix: string,
   options: RestoreOptions,
 ): Promise<RestoreResult> {

@@ -12,7 +12,7 @@
  * job) is kept.
  */
 import { resolve } from 'node:path';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../core/connection.js';
 import { decodeJob } from '../core/codec.js';
 import { sha1Hex } from '../core/hash.js';
 import { UsageError } from '../core/errors.js';
@@ -80,7 +80,7 @@ function removalOf(id: string, document: Buffer | null): Removal {
 }
 
 export async function clearDeadLetters(
-  redis: Redis,
+  redis: RedisClient,
   prefix: string,
   options: ClearOptions,
 ): Promise<ClearResult> {

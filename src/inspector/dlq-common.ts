@@ -8,7 +8,7 @@
  * head) never shift.
  */
 import { randomBytes } from 'node:crypto';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../core/connection.js';
 import { decodeJob, parseTimestamp, type Job } from '../core/codec.js';
 import { UsageError } from '../core/errors.js';
 import { lrangeFromRight } from '../core/iterate.js';
@@ -159,7 +159,7 @@ export function assertExactId(id: string): string {
  * one MGET). Returns them tail first (oldest first).
  */
 export async function readFromTail(
-  redis: Redis,
+  redis: RedisClient,
   keys: Keys,
   skip: number,
   count: number,
@@ -173,7 +173,12 @@ export async function readFromTail(
 }
 
 /** The ids of up to `count` entries starting `skip` entries from the tail, as LRANGE returns them. */
-export function readIdsFromTail(redis: Redis, keys: Keys, skip: number, count: number): Promise<string[]> {
+export function readIdsFromTail(
+  redis: RedisClient,
+  keys: Keys,
+  skip: number,
+  count: number,
+): Promise<string[]> {
   return lrangeFromRight(redis, keys.dead, skip, count);
 }
 

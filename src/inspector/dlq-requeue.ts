@@ -12,7 +12,7 @@
  * it started, and never handles an id twice: a job that fails again meanwhile is pushed at the head,
  * beyond the sweep, and is remembered anyway.
  */
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../core/connection.js';
 import { encodeJob, resetForRequeue, type Job } from '../core/codec.js';
 import { ConflictError, NotFoundError, UsageError } from '../core/errors.js';
 import { Keys, routeOf, type Priority } from '../core/keys.js';
@@ -131,7 +131,7 @@ class Requeue {
   readonly result: RequeueResult;
 
   constructor(
-    readonly redis: Redis,
+    readonly redis: RedisClient,
     prefix: string,
     readonly options: RequeueOptions,
   ) {
@@ -275,7 +275,7 @@ class Requeue {
  * job (ConflictError).
  */
 export async function requeueDeadLetters(
-  redis: Redis,
+  redis: RedisClient,
   prefix: string,
   options: RequeueOptions,
 ): Promise<RequeueResult> {

@@ -4,7 +4,7 @@
  * every document the producers or the original's error paths leave (jobs, stubs, corrupt bytes, no
  * document at all) is reported as what it is.
  */
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../core/connection.js';
 import { UsageError } from '../core/errors.js';
 import { Keys } from '../core/keys.js';
 import {
@@ -99,7 +99,7 @@ export function assertInspectOptions(options: InspectOptions): void {
 
 /** Lists and totals the dead-letter queue, newest first, reading it in pages with bounded memory. */
 export async function inspectDeadLetters(
-  redis: Redis,
+  redis: RedisClient,
   prefix: string,
   options: InspectOptions = {},
 ): Promise<DeadLetterReport> {

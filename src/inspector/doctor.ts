@@ -5,6 +5,7 @@
  * free memory. Read-only: INFO, CONFIG GET, SLOWLOG GET, SCAN and MEMORY USAGE on a bounded sample.
  */
 import type { Redis } from 'ioredis';
+import { isCluster, masterNodes, nodeAddress, nodeForKey, type RedisClient } from '../core/connection.js';
 import { errorMessage } from '../core/errors.js';
 import { scanKeys } from '../core/iterate.js';
 import { escapeGlob, isPriority, isValidRoutingKey, PRIORITIES, type Keys } from '../core/keys.js';
@@ -22,6 +23,8 @@ export interface DoctorFinding {
   message: string;
   /** What to do about it; null when nothing needs doing. */
   advice: string | null;
+  /** Redis Cluster: the master (`host:port`) the finding is about (server-level findings only). */
+  node?: string;
 }
 
 export interface KeyCategory {
@@ -84,6 +87,16 @@ export interface DoctorReport {
     memory_note: string;
   };
   findings: DoctorFinding[];
+  /**
+   * Redis Cluster only: every master's server-level report. The top-level server, memory, clients,
+   * persistence and slowlog sections are those of the master holding the prefix's hash slot.
+   */
+  nodes?: Array<
+    Pick<DoctorReport, 'status' | 'server' | 'memory' | 'clients' | 'persistence' | 'slowlog'> & {
+      address: string;
+      holds_prefix: boolean;
+    }
+  >;
 }
 
 export interface DoctorOptions {
@@ -98,12 +111,69 @@ export interface DoctorOptions {
 
 const SLOW_COMMAND_US = 100_000;
 
-export async function diagnose(redis: Redis, keys: Keys, options: DoctorOptions = {}): Promise<DoctorReport> {
+/**
+ * The report. The server-level checks (INFO, CONFIG, SLOWLOG) run on every master of a Redis Cluster, each
+ * finding naming its node; the key scan covers every master.
+ */
+export async function diagnose(
+  redis: RedisClient,
+  keys: Keys,
+  options: DoctorOptions = {},
+): Promise<DoctorReport> {
   const now = options.now ?? Date.now();
+  const keyReport = await scanBananasKeys(redis, keys, options.samplePerCategory ?? 200, options.onProgress);
+  if (!isCluster(redis)) {
+    const report = await diagnoseServer(redis, keys, keyReport, options, now);
+    report.findings.push(...keyFindings(report));
+    report.status = worstLevel(report.findings.map((f) => f.status));
+    return report;
+  }
+  const home = nodeAddress(await nodeForKey(redis, keys.job('')));
+  const perNode: Array<{ address: string; report: DoctorReport }> = [];
+  for (const node of masterNodes(redis)) {
+    perNode.push({
+      address: nodeAddress(node),
+      report: await diagnoseServer(node, keys, keyReport, options, now),
+    });
+  }
+  perNode.sort((a, b) => a.address.localeCompare(b.address));
+  const main = (perNode.find((n) => n.address === home) ?? perNode[0])?.report;
+  if (!main) throw new Error('the cluster client knows no master');
+  const report: DoctorReport = {
+    ...main,
+    nodes: perNode.map(({ address, report: r }) => ({
+      address,
+      holds_prefix: address === home,
+      status: r.status,
+      server: r.server,
+      memory: r.memory,
+      clients: r.clients,
+      persistence: r.persistence,
+      slowlog: r.slowlog,
+    })),
+    findings: perNode.flatMap(({ address, report: r }) =>
+      r.findings.map((f) => ({ ...f, node: address, message: `${address}: ${f.message}` })),
+    ),
+  };
+  // One block per section, every master's findings in it.
+  const sections = [...new Set(report.findings.map((f) => f.section))];
+  report.findings.sort((a, b) => sections.indexOf(a.section) - sections.indexOf(b.section));
+  report.findings.push(...keyFindings(report));
+  report.status = worstLevel(report.findings.map((f) => f.status));
+  return report;
+}
+
+/** The server-level part of the report for one server (status and findings without the key findings). */
+async function diagnoseServer(
+  redis: Redis,
+  keys: Keys,
+  keyReport: DoctorReport['keys'],
+  options: DoctorOptions,
+  now: number,
+): Promise<DoctorReport> {
   const info = parseInfo(await redis.info());
   const config = await configGet(redis, ['maxclients', 'appendfsync', 'save', 'slowlog-log-slower-than']);
   const slowlog = await readSlowlog(redis, options.slowlogEntries ?? 10);
-  const keyReport = await scanBananasKeys(redis, keys, options.samplePerCategory ?? 200, options.onProgress);
 
   const num = (value: string | undefined): number | null => {
     if (value === undefined || value === '') return null;
@@ -162,7 +232,6 @@ export async function diagnose(redis: Redis, keys: Keys, options: DoctorOptions 
     ...clientFindings(report),
     ...persistenceFindings(report, now),
     ...slowlogFindings(report, now),
-    ...keyFindings(report),
   ];
   if (config.unavailable) {
     report.findings.push({
@@ -179,7 +248,7 @@ export async function diagnose(redis: Redis, keys: Keys, options: DoctorOptions 
 }
 
 async function configGet(
-  redis: Redis,
+  redis: RedisClient,
   names: string[],
 ): Promise<Record<string, string | undefined> & { unavailable?: string }> {
   const out: Record<string, string | undefined> & { unavailable?: string } = {};
@@ -200,7 +269,7 @@ async function configGet(
 const SECRET_COMMANDS = new Set(['auth', 'hello', 'migrate', 'acl', 'config']);
 
 async function readSlowlog(
-  redis: Redis,
+  redis: RedisClient,
   entries: number,
 ): Promise<{ length: number | null; latest: DoctorReport['slowlog']['latest'] }> {
   try {
@@ -271,7 +340,7 @@ const CATEGORY_ORDER = [
  * most `sampleSize` keys per category for MEMORY USAGE; totals are extrapolated from the sample's mean.
  */
 async function scanBananasKeys(
-  redis: Redis,
+  redis: RedisClient,
   keys: Keys,
   sampleSize: number,
   onProgress?: (scanned: number) => void,

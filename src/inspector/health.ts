@@ -4,7 +4,7 @@
  * scheduled jobs nobody promotes. Each check is ok / warning / critical against the runbook's thresholds
  * (WIRE.md §4) and the operator's maxima. Read-only.
  */
-import type { Redis } from 'ioredis';
+import { isCluster, masterNodes, nodeAddress, type RedisClient } from '../core/connection.js';
 import { decodeJob, parseTimestamp } from '../core/codec.js';
 import type { Keys } from '../core/keys.js';
 import {
@@ -78,13 +78,20 @@ export interface HealthOptions extends Partial<HealthLimits> {
 }
 
 export async function checkHealth(
-  redis: Redis,
+  redis: RedisClient,
   keys: Keys,
   options: HealthOptions = {},
 ): Promise<HealthReport> {
   const limits: HealthLimits = { ...DEFAULT_HEALTH_LIMITS, ...definedOnly(options) };
-  const latencyMs = await pingLatency(redis);
-  const info = parseInfo(await redis.info());
+  // Server-level checks on every master of a cluster (one server otherwise); each reports its worst node.
+  const servers = await Promise.all(
+    masterNodes(redis).map(async (node) => ({
+      address: isCluster(redis) ? nodeAddress(node) : undefined,
+      latencyMs: await pingLatency(node),
+      info: parseInfo(await node.info()),
+    })),
+  );
+  const { latencyMs, info } = servers.reduce((a, b) => (b.latencyMs > a.latencyMs ? b : a));
   const now = options.now ?? Date.now();
   const snapshot = await snapshotQueues(redis, keys, {
     now,
@@ -92,9 +99,9 @@ export async function checkHealth(
     staleAfterMs: options.staleAfterMs,
   });
   const checks: HealthCheck[] = [
-    latencyCheck(latencyMs, info),
-    memoryCheck(info),
-    evictionPolicyCheck(info),
+    worstServerCheck(servers.map((s) => [s.address, latencyCheck(s.latencyMs, s.info)])),
+    worstServerCheck(servers.map((s) => [s.address, memoryCheck(s.info)])),
+    worstServerCheck(servers.map((s) => [s.address, evictionPolicyCheck(s.info)])),
     queueDepthCheck(snapshot, limits),
     deadLetterCheck(snapshot, limits),
     errorRateCheck(snapshot, limits),
@@ -121,6 +128,20 @@ export async function checkHealth(
   };
 }
 
+const LEVEL_RANK: Record<Level, number> = { ok: 0, warning: 1, critical: 2 };
+
+/**
+ * One check from the same check on several servers (Redis Cluster masters): the worst, its message naming
+ * the node (`host:port: …`). A single server's check is returned as is.
+ */
+function worstServerCheck(checks: Array<[address: string | undefined, check: HealthCheck]>): HealthCheck {
+  let worst = checks[0] as [string | undefined, HealthCheck];
+  for (const entry of checks) if (LEVEL_RANK[entry[1].status] > LEVEL_RANK[worst[1].status]) worst = entry;
+  const [address, check] = worst;
+  if (address === undefined) return check;
+  return { ...check, message: `${address} (worst of ${checks.length} masters): ${check.message}` };
+}
+
 /** The report printed when Redis cannot be reached (or refuses the credentials). */
 export function unreachableReport(prefix: string, message: string, now = Date.now()): HealthReport {
   return {
@@ -137,7 +158,7 @@ function definedOnly<T extends object>(options: T): Partial<T> {
 }
 
 /** Median round trip of three PINGs, in milliseconds (two decimals). */
-async function pingLatency(redis: Redis): Promise<number> {
+async function pingLatency(redis: Pick<RedisClient, 'ping'>): Promise<number> {
   const samples: number[] = [];
   for (let i = 0; i < 3; i++) {
     const started = process.hrtime.bigint();
@@ -346,7 +367,7 @@ function errorRateCheck(snapshot: QueueSnapshot, limits: HealthLimits): HealthCh
  * oldest waiting job arrived within the grace period (it may have been pushed a moment ago).
  */
 async function workersCheck(
-  redis: Redis,
+  redis: RedisClient,
   keys: Keys,
   snapshot: QueueSnapshot,
   now: number,
@@ -412,7 +433,7 @@ async function workersCheck(
  * updated and scheduled times. Null when no head job has a readable time (then it counts as old).
  */
 async function oldestWait(
-  redis: Redis,
+  redis: RedisClient,
   keys: Keys,
   waiting: ReadyQueueStats[],
   now: number,
@@ -446,7 +467,7 @@ function readySince(doc: Buffer): number | undefined {
  * the oldest {@link PROCESSING_SAMPLE} entries (the right end of the list) are examined for the latter.
  */
 async function processingCheck(
-  redis: Redis,
+  redis: RedisClient,
   keys: Keys,
   snapshot: QueueSnapshot,
   limits: HealthLimits,
@@ -496,7 +517,7 @@ async function processingCheck(
 
 /** Due scheduled jobs that nobody promotes (live workers promote them within a second). */
 async function scheduledCheck(
-  redis: Redis,
+  redis: RedisClient,
   keys: Keys,
   snapshot: QueueSnapshot,
   now: number,

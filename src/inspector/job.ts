@@ -14,7 +14,7 @@
  * into a SCAN or KEYS pattern, so `*`, `?` and `[` match themselves. The empty id addresses the key
  * `<prefix>job:` that the original cron scheduler wrote (`bananas job get ''`).
  */
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../core/connection.js';
 import {
   decodeJob,
   encodeJob,
@@ -251,7 +251,7 @@ function replyOf<T>(reply: [Error | null, unknown] | undefined, what: string): T
   return value as T;
 }
 
-async function readState(redis: Redis, keys: Keys, id: string): Promise<JobState> {
+async function readState(redis: RedisClient, keys: Keys, id: string): Promise<JobState> {
   const docKey = keys.job(id);
   const resultKey = keys.result(id);
   const first = await redis
@@ -295,7 +295,7 @@ async function readState(redis: Redis, keys: Keys, id: string): Promise<JobState
 }
 
 /** Fills places and per-list occurrence counts (LPOS … COUNT 0 only on the lists that hold the id). */
-async function locate(redis: Redis, state: JobState, lists: ReadyList[]): Promise<void> {
+async function locate(redis: RedisClient, state: JobState, lists: ReadyList[]): Promise<void> {
   const { keys, id } = state;
   state.places = await locateJob(redis, keys, id, lists);
   const listPlaces = state.places.filter((p) => p.kind !== 'scheduled');
@@ -310,7 +310,7 @@ async function locate(redis: Redis, state: JobState, lists: ReadyList[]): Promis
 }
 
 /** Adds `list` to the ready lists checked (a routed list no SCAN found because it does not exist yet). */
-async function includeList(redis: Redis, state: JobState, list: string): Promise<void> {
+async function includeList(redis: RedisClient, state: JobState, list: string): Promise<void> {
   if (state.readyLists.includes(list)) return;
   state.readyLists.push(list);
   const positions = (await redis.call('LPOS', list, state.id, 'COUNT', 0)) as number[];
@@ -428,7 +428,7 @@ function bytesAsText(raw: Buffer): { text: string; base64?: string } {
 // ---------------------------------------------------------------------------------------------------
 
 export async function getJob(
-  redis: Redis,
+  redis: RedisClient,
   prefix: string,
   id: string,
   options: { raw?: boolean } = {},
@@ -883,7 +883,7 @@ type ScriptReply = Array<string | number>;
 
 /** Reads a job that must have a document to `verb` (job fix, job requeue); NotFoundError otherwise. */
 async function readDocumentState(
-  redis: Redis,
+  redis: RedisClient,
   prefix: string,
   id: string,
   verb: string,
@@ -930,7 +930,7 @@ function onlyIn(state: JobState, list: string): boolean {
  * is already in that list and nowhere else keeps its position.
  */
 async function planRequeue(
-  redis: Redis,
+  redis: RedisClient,
   state: JobState,
   next: Job,
   newDocument: string,
@@ -982,7 +982,7 @@ interface RewritePlan {
 }
 
 async function applyRewrite(
-  redis: Redis,
+  redis: RedisClient,
   state: JobState,
   plan: RewritePlan,
   verb: string,
@@ -1033,7 +1033,7 @@ export interface FixOptions {
 }
 
 export async function fixJob(
-  redis: Redis,
+  redis: RedisClient,
   prefix: string,
   id: string,
   source: FixSource,
@@ -1112,7 +1112,7 @@ export interface RequeueOptions {
 }
 
 export async function requeueJob(
-  redis: Redis,
+  redis: RedisClient,
   prefix: string,
   id: string,
   options: RequeueOptions,
@@ -1172,7 +1172,7 @@ export interface DeleteOptions {
 }
 
 export async function deleteJob(
-  redis: Redis,
+  redis: RedisClient,
   prefix: string,
   id: string,
   options: DeleteOptions = {},

@@ -1,5 +1,5 @@
 /** Operator operations on single jobs. Plain data in, plain data out. */
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../core/connection.js';
 import { Queue, type EnqueueOptions } from '../core/queue.js';
 import type { Priority } from '../core/keys.js';
 
@@ -16,7 +16,7 @@ export interface EnqueuedJob {
 }
 
 export async function enqueueJob(
-  redis: Redis,
+  redis: RedisClient,
   prefix: string,
   name: string,
   options: EnqueueOptions,

@@ -1,7 +1,7 @@
 /**
  * Where things live: the routing keys in use, and every place a job id is referenced.
  */
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../core/connection.js';
 import { scanKeys } from '../core/iterate.js';
 import { escapeGlob, Keys, PRIORITIES, type Priority } from '../core/keys.js';
 
@@ -15,7 +15,7 @@ export interface ReadyList {
 }
 
 /** Every ready list: the default route's three, plus every routed list found by SCAN. */
-export async function discoverReadyLists(redis: Redis, keys: Keys): Promise<ReadyList[]> {
+export async function discoverReadyLists(redis: RedisClient, keys: Keys): Promise<ReadyList[]> {
   const lists: ReadyList[] = PRIORITIES.map((priority) => ({
     key: keys.queue(priority),
     priority,
@@ -53,7 +53,7 @@ export interface JobPlace {
 
 /** Every list or set under the prefix that references `id` (a job normally lives in exactly one). */
 export async function locateJob(
-  redis: Redis,
+  redis: RedisClient,
   keys: Keys,
   id: string,
   readyLists?: ReadyList[],

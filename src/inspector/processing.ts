@@ -5,7 +5,7 @@
  * The list is read in pages from its right end (the oldest entries first); nothing ever loads it whole.
  * Every move is one Lua script that re-checks the entry at move time (processing-recover-3.lua).
  */
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../core/connection.js';
 import { decodeJob, parseTimestamp, routeOfDocument, type DecodeFailureKind } from '../core/codec.js';
 import { UsageError } from '../core/errors.js';
 import { sha1Hex } from '../core/hash.js';
@@ -63,7 +63,7 @@ interface Observed {
 
 /** A page of processing entries from the right end, with lease, owner and (optionally) document. */
 async function readPage(
-  redis: Redis,
+  redis: RedisClient,
   keys: Keys,
   offset: number,
   withDocuments: boolean,
@@ -101,7 +101,7 @@ class WorkerLiveness {
   private readonly known = new Map<string, boolean>();
 
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisClient,
     private readonly keys: Keys,
   ) {}
 
@@ -163,7 +163,7 @@ function isoOrNull(ms: string): string | null {
 
 /** Lists the jobs in processing: lease, owner and whether it is alive, name and age. */
 export async function listProcessing(
-  redis: Redis,
+  redis: RedisClient,
   prefix: string,
   options: { limit: number; now?: number; onProgress?: (done: number, total: number) => void },
 ): Promise<ProcessingListing> {
@@ -285,7 +285,7 @@ export function readyListOf(keys: Keys, document: Buffer | null | 'wrong_type'):
 
 /** Moves processing entries back to their ready list; per item, the list it went to or null (changed). */
 export async function returnToQueue(
-  redis: Redis,
+  redis: RedisClient,
   keys: Keys,
   items: Array<{ id: string; deadline: string; owner: string; sha: string }>,
 ): Promise<Array<string | null>> {
@@ -307,7 +307,7 @@ export async function returnToQueue(
  * a lease whose document's updated_at is that old. Each move is re-checked atomically.
  */
 export async function recoverProcessing(
-  redis: Redis,
+  redis: RedisClient,
   prefix: string,
   options: RecoverOptions,
 ): Promise<RecoverReport> {

@@ -2,7 +2,7 @@
  * The worker registry as heartbeats leave it: `workers` (sorted set: worker id → last heartbeat, Unix ms)
  * and one `worker:<id>` hash per worker, which expires when its heartbeats stop. Read-only.
  */
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../core/connection.js';
 import type { Keys } from '../core/keys.js';
 
 /**
@@ -61,7 +61,7 @@ export interface ReadWorkersOptions {
  * 500, each page's hashes in one pipeline, so a registry of any size is read with bounded memory per page.
  */
 export async function readWorkers(
-  redis: Redis,
+  redis: RedisClient,
   keys: Keys,
   options: ReadWorkersOptions = {},
 ): Promise<WorkerList> {
