@@ -78,6 +78,14 @@ export class ConflictError extends BananasError {
 }
 
 export function errorMessage(err: unknown): string {
-  if (err instanceof Error) return err.message;
+  if (err instanceof Error) {
+    // A MULTI that Redis refused as a whole says only EXECABORT; the reason (an ACL's NOPERM, a
+    // WRONGTYPE…) is the refused command's error, which ioredis keeps in previousErrors.
+    const previous = (err as { previousErrors?: unknown }).previousErrors;
+    if (/^EXECABORT\b/.test(err.message) && Array.isArray(previous) && previous[0] instanceof Error) {
+      return previous[0].message;
+    }
+    return err.message;
+  }
   return String(err);
 }

@@ -19,7 +19,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { open, type FileHandle } from 'node:fs/promises';
-import type { Redis } from 'ioredis';
+import { nodeForKey, type RedisClient } from '../core/connection.js';
 import {
   decodeJob,
   parseTimestamp,
@@ -27,7 +27,7 @@ import {
   routeOfDocument,
   type DecodeFailureKind,
 } from '../core/codec.js';
-import { ConflictError, UsageError } from '../core/errors.js';
+import { ConflictError, errorMessage, RedisAuthError, UsageError } from '../core/errors.js';
 import { sha1Hex } from '../core/hash.js';
 import { scanKeys } from '../core/iterate.js';
 import { Keys, routeOf } from '../core/keys.js';
@@ -142,7 +142,12 @@ export interface ScanReport {
     dead_entries: number;
     scheduled_entries: number;
   };
-  /** Sum of the class counts (an id can be in more than one class). */
+  /**
+   * Keys the deployment uses that hold another kind of value (a string where a list belongs…). The scan
+   * skips them and the repair never touches them: what they hold is for a person to look at.
+   */
+  wrong_type: WrongTypeKey[];
+  /** Sum of the class counts (an id can be in more than one class) and of the wrong-type keys. */
   problems: number;
   clean: boolean;
   sample_limit: number;
@@ -150,6 +155,14 @@ export interface ScanReport {
     missing_document: MissingDocumentReport;
   };
   repair?: RepairReport;
+}
+
+export interface WrongTypeKey {
+  key: string;
+  /** What Redis says it holds (TYPE). */
+  type: string;
+  /** What bananas keeps there. */
+  expected: 'list' | 'zset' | 'hash';
 }
 
 export interface RepairPlanSummary {
@@ -236,7 +249,7 @@ const DECODE_CLASS: Record<DecodeFailureKind, ScanClass> = {
 
 /** Runs the scan (and, when asked, the repair). */
 export async function scanCorrupt(
-  redis: Redis,
+  redis: RedisClient,
   prefix: string,
   options: ScanOptions = {},
 ): Promise<ScanReport> {
@@ -254,6 +267,7 @@ class ScanRun {
   private readonly now: () => number;
   private readonly startedAt: number;
   private places: Place[] = [];
+  private wrongType: WrongTypeKey[] = [];
   private readonly classes: ScanReport['classes'];
   private readonly scanned: ScanReport['scanned'] = {
     documents: 0,
@@ -267,7 +281,7 @@ class ScanRun {
   private usedTemp = false;
 
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisClient,
     private readonly keys: Keys,
     private readonly options: ScanOptions,
   ) {
@@ -329,7 +343,19 @@ class ScanRun {
     await this.discoverPlaces();
     await this.checkMemoryHeadroom();
     this.usedTemp = true;
-    await this.pagePlaces();
+    try {
+      await this.pagePlaces();
+    } catch (err) {
+      // A read-only ACL user: the first write (the index script) is refused before anything changed.
+      if (/^NOPERM\b/.test(errorMessage(err))) {
+        throw new RedisAuthError(
+          `scan corrupt keeps a temporary index in Redis (${this.keys.prefix}scan:* keys, written by scripts) ` +
+            `and needs a user allowed to write them; this one is not (${errorMessage(err)}); nothing was changed`,
+          { cause: err },
+        );
+      }
+      throw err;
+    }
     await this.scanDocuments();
     await this.confirmDuplicates();
     await this.confirmOrphans();
@@ -337,12 +363,14 @@ class ScanRun {
       const report = this.classes[cls];
       report.sample_truncated = report.count > report.sample.length;
     }
-    const problems = SCAN_CLASSES.reduce((sum, cls) => sum + this.classes[cls].count, 0);
+    const problems =
+      SCAN_CLASSES.reduce((sum, cls) => sum + this.classes[cls].count, 0) + this.wrongType.length;
     const report: ScanReport = {
       prefix: this.keys.prefix,
       started_at: new Date(this.startedAt).toISOString(),
       duration_ms: 0,
       scanned: this.scanned,
+      wrong_type: this.wrongType,
       problems,
       clean: problems === 0,
       sample_limit: this.sampleSize,
@@ -370,8 +398,29 @@ class ScanRun {
       ...fixed,
       ...ready.map((r) => ({ key: r.key, kind: 'ready' as const, type: 'list' as const })),
     ];
-    this.places = all.map((p, code) => ({ ...p, code }));
-    this.scanned.ready_lists = ready.length;
+    // A key holding another kind of value cannot be paged (every read of it would fail with WRONGTYPE):
+    // report it and leave it out. Ready lists of other routes are found by SCAN with TYPE list already.
+    const expected: Array<{ key: string; type: WrongTypeKey['expected'] }> = [
+      ...all.map((p) => ({ key: p.key, type: p.type })),
+      { key: keys.leases, type: 'zset' },
+      { key: keys.leaseOwners, type: 'hash' },
+    ];
+    const pipeline = this.redis.pipeline();
+    for (const e of expected) pipeline.type(e.key);
+    const types = (await pipeline.exec()) ?? [];
+    for (const [err] of types) if (err) throw err;
+    const wrong = new Set<string>();
+    expected.forEach((e, i) => {
+      const type = String(types[i]?.[1]);
+      if (type !== 'none' && type !== e.type) {
+        this.wrongType.push({ key: e.key, type, expected: e.type });
+        wrong.add(e.key);
+      }
+    });
+    // The processing list is checked against the lease keys: without them it cannot be judged.
+    if (wrong.has(keys.leases) || wrong.has(keys.leaseOwners)) wrong.add(keys.processing);
+    this.places = all.filter((p) => !wrong.has(p.key)).map((p, code) => ({ ...p, code }));
+    this.scanned.ready_lists = ready.filter((r) => !wrong.has(r.key)).length;
   }
 
   private async placeLengths(): Promise<number[]> {
@@ -388,7 +437,8 @@ class ScanRun {
   private async checkMemoryHeadroom(): Promise<void> {
     const lengths = await this.placeLengths();
     const refs = lengths.reduce((a, b) => a + b, 0);
-    const info = await this.redis.info('memory');
+    // In Redis Cluster the temporary keys go to the master holding the prefix's slot.
+    const info = await (await nodeForKey(this.redis, this.keys.job(''))).info('memory');
     const field = (name: string) => Number(new RegExp(`^${name}:(\\d+)`, 'm').exec(info)?.[1] ?? 0);
     const used = field('used_memory');
     const max = field('maxmemory');
@@ -517,7 +567,7 @@ class ScanRun {
       const [values, codes, ttls] = await Promise.all([
         this.redis.mgetBuffer(...keys),
         this.redis.hmget(refs, ...ids),
-        runScript<number[]>(this.redis, 'scan-ttls', [], keys),
+        runScript<number[]>(this.redis, 'scan-ttls', [keys[0] as string], keys),
       ]);
       return { keys, values, ttls, codes };
     };
@@ -862,7 +912,7 @@ class RepairPlanner {
   private unleasedHandled = 0;
 
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisClient,
     private readonly keys: Keys,
     private readonly places: Place[],
     private readonly planKey: string,
@@ -1215,7 +1265,7 @@ class RepairPlanner {
 // ---------------------------------------------------------------------------------------------------
 
 async function writeBackup(
-  redis: Redis,
+  redis: RedisClient,
   file: string,
   keys: string[],
   progress: (done: number) => void,
@@ -1249,7 +1299,7 @@ async function writeBackup(
   }
 }
 
-async function writeValue(redis: Redis, handle: FileHandle, key: string, type: string): Promise<void> {
+async function writeValue(redis: RedisClient, handle: FileHandle, key: string, type: string): Promise<void> {
   const PAGE = 1000;
   if (type === 'string') {
     await handle.write(JSON.stringify(await redis.get(key)));

@@ -4,9 +4,10 @@
  * a look at the jobs at the head of one queue. Read-only: every count is LLEN / ZCARD / ZCOUNT (no list
  * is ever loaded), taken in one MULTI so the figures describe one instant.
  */
-import type { Redis } from 'ioredis';
+import type { ChainableCommander } from 'ioredis';
+import type { RedisClient } from '../core/connection.js';
 import { decodeJob } from '../core/codec.js';
-import { UsageError } from '../core/errors.js';
+import { errorMessage, UsageError } from '../core/errors.js';
 import { isPriority, isValidRoutingKey, Keys, PRIORITIES, type Priority } from '../core/keys.js';
 import { discoverReadyLists, type ReadyList } from './locate.js';
 import { DEFAULT_STALE_AFTER_MS, readWorkers, type WorkerInfo } from './workers.js';
@@ -133,18 +134,39 @@ export interface QueueSnapshot {
 }
 
 export async function collectQueueStats(
-  redis: Redis,
+  redis: RedisClient,
   keys: Keys,
   options: StatsOptions = {},
 ): Promise<QueueStats> {
   return (await snapshotQueues(redis, keys, options)).stats;
 }
 
+/**
+ * Runs read commands as one MULTI, so the figures are from one instant. Redis refuses every command
+ * queued in a MULTI while it is over `maxmemory`, reads included: then they go as a plain pipeline, so
+ * stats, peek and health still work on a full Redis, when they are needed most.
+ */
+async function readTogether(
+  redis: RedisClient,
+  queue: (batch: ChainableCommander) => void,
+): Promise<Array<[Error | null, unknown]>> {
+  const tx = redis.multi();
+  queue(tx);
+  try {
+    return (await tx.exec()) ?? [];
+  } catch (err) {
+    if (!/^OOM\b/.test(errorMessage(err))) throw err;
+    const pipeline = redis.pipeline();
+    queue(pipeline);
+    return (await pipeline.exec()) ?? [];
+  }
+}
+
 const COUNTERS = ['completed', 'failed', 'retried', 'released'] as const;
 type Counters = Record<(typeof COUNTERS)[number], number>;
 
 export async function snapshotQueues(
-  redis: Redis,
+  redis: RedisClient,
   keys: Keys,
   options: StatsOptions = {},
 ): Promise<QueueSnapshot> {
@@ -155,17 +177,17 @@ export async function snapshotQueues(
   const bucketCount = Math.max(windowMinutes, 2);
   const minutes = Array.from({ length: bucketCount }, (_, i) => currentMinute - i);
 
-  const tx = redis.multi();
-  for (const list of lists) tx.llen(list.key);
-  tx.llen(keys.processing);
-  tx.zcard(keys.leases);
-  tx.zcount(keys.leases, '-inf', now);
-  tx.zcard(keys.scheduled);
-  tx.zcount(keys.scheduled, '-inf', now / 1000);
-  tx.llen(keys.dead);
-  tx.hmget(keys.stats, ...COUNTERS);
-  for (const minute of minutes) tx.hmget(keys.statsMinute(minute), ...COUNTERS);
-  const replies = (await tx.exec()) ?? [];
+  const replies = await readTogether(redis, (tx) => {
+    for (const list of lists) tx.llen(list.key);
+    tx.llen(keys.processing);
+    tx.zcard(keys.leases);
+    tx.zcount(keys.leases, '-inf', now);
+    tx.zcard(keys.scheduled);
+    tx.zcount(keys.scheduled, '-inf', now / 1000);
+    tx.llen(keys.dead);
+    tx.hmget(keys.stats, ...COUNTERS);
+    for (const minute of minutes) tx.hmget(keys.statsMinute(minute), ...COUNTERS);
+  });
 
   const problems: string[] = [];
   let at = 0;
@@ -411,7 +433,7 @@ export interface PeekResult {
 
 /** The `limit` jobs at the head of a queue (next out first), with their documents checked. */
 export async function peekQueue(
-  redis: Redis,
+  redis: RedisClient,
   keys: Keys,
   target: QueueTarget,
   limit: number,
@@ -421,10 +443,11 @@ export async function peekQueue(
   }
   const isSet = target.kind === 'scheduled';
   const expected = isSet ? 'zset' : 'list';
-  const tx = redis.multi().type(target.key);
-  if (isSet) tx.zcard(target.key).zrange(target.key, 0, limit - 1, 'WITHSCORES');
-  else tx.llen(target.key).lrange(target.key, -limit, -1);
-  const replies = (await tx.exec()) ?? [];
+  const replies = await readTogether(redis, (tx) => {
+    tx.type(target.key);
+    if (isSet) tx.zcard(target.key).zrange(target.key, 0, limit - 1, 'WITHSCORES');
+    else tx.llen(target.key).lrange(target.key, -limit, -1);
+  });
   const type = replies[0]?.[1] as string;
   if (type !== 'none' && type !== expected) {
     throw new UsageError(`${target.key} holds a ${type}, not a ${expected} of job ids; it is not a queue`);
@@ -510,7 +533,7 @@ export function scoreToIso(score: string): string {
  * every `rediscoverEveryMs` (default 30 s), not on every tick; the counts are fresh each time.
  */
 export function statsSampler(
-  redis: Redis,
+  redis: RedisClient,
   keys: Keys,
   options: { windowMinutes?: number; rediscoverEveryMs?: number } = {},
 ): () => Promise<QueueStats> {

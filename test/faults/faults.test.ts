@@ -1,6 +1,7 @@
 /**
  * Fault injection: real worker processes, a private redis-server per scenario, then the invariant:
  * every acknowledged job completes (duplicates counted and reported), and no id is left anywhere.
+ * Scenario 5 kills the operator's `dlq requeue` instead: every dead job must be in exactly one place.
  * Run with `npm run test:faults` (FAULTS_SCALE=0.2 for a quicker, smaller run).
  */
 import { Redis } from 'ioredis';
@@ -8,9 +9,11 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createRedis } from '../../src/core/connection.js';
 import { Keys } from '../../src/core/keys.js';
 import { Queue, type EnqueueRequest } from '../../src/core/queue.js';
-import { snapshotBuild, type CliProcess, type SnapshotBuild } from '../helpers/cli.js';
+import { cleanEnv, snapshotBuild, startCli, type CliProcess, type SnapshotBuild } from '../helpers/cli.js';
 import { waitFor } from '../helpers/context.js';
+import { auditDeadLetterRequeue, seedDeadJobs } from '../helpers/dead-letters.js';
 import { RedisServer } from '../helpers/redis-server.js';
+import { deadJobDocument } from '../helpers/seed.js';
 import {
   printResults,
   report,
@@ -214,5 +217,68 @@ describe('fault injection', () => {
     record('SIGTERM, 10 s jobs, 2 s grace', ids.length, state, duplicated, exitMs);
     expect(state.notCompleted).toEqual([]);
     expect(duplicated).toBe(0);
+  });
+
+  it('5. SIGKILL `dlq requeue --all` mid-sweep, then two requeues at once and a re-run: every job in one place, none moved twice', async () => {
+    const { server, redis } = await setup();
+    const prefix = 'faults5:';
+    const keys5 = new Keys(prefix);
+    const n = Math.round(100_000 * SCALE);
+    const ids = Array.from({ length: n }, (_, i) => `dead-${String(i).padStart(6, '0')}`);
+    // Mixed priorities and routing keys: each job must come back to its own ready list.
+    const deadDoc = (id: string) => {
+      const i = Number(id.slice('dead-'.length));
+      return deadJobDocument(id, {
+        priority: (['high', 'normal', 'low'] as const)[i % 3],
+        routing_key: i % 5 === 0 ? 'gpu' : 'default',
+      });
+    };
+    await seedDeadJobs(redis, keys5, ids, deadDoc);
+    const audit = () => auditDeadLetterRequeue(redis, keys5, ids, deadDoc, ['default', 'gpu']);
+    const requeue = (timeoutMs: number) =>
+      startCli(build.bin, ['dlq', 'requeue', '--all', '--yes', '--json', '--prefix', prefix], {
+        env: cleanEnv({ REDIS_URL: server.url }),
+        timeoutMs,
+      });
+
+    const first = requeue(120_000);
+    await waitFor(async () => (await redis.llen(keys5.dead)) < n - 2000, 60_000, 'the first batches');
+    first.child.kill('SIGKILL');
+    expect((await first.done).signal).toBe('SIGKILL');
+    const afterKill = await audit();
+    expect(afterKill).toMatchObject({ lost: [], duplicated: [], mismatched: [] });
+    expect(afterKill.ready).toBeGreaterThan(0);
+    expect(afterKill.ready, 'the sweep should have been killed before the end').toBeLessThan(n);
+    expect(afterKill.dead + afterKill.ready).toBe(n);
+
+    const startedAt = Date.now();
+    const [a, b] = await Promise.all([requeue(120_000).done, requeue(120_000).done]);
+    expect([a.code, b.code]).toEqual([0, 0]);
+    const moved = [a, b].map((r) => (JSON.parse(r.stdout) as { requeued: number }).requeued);
+    const afterRace = await audit();
+    expect(afterRace).toMatchObject({ lost: [], duplicated: [], mismatched: [] });
+    // No job was moved by both: what they report moving is exactly what left the dead-letter list.
+    expect(moved[0]! + moved[1]!).toBe(afterRace.ready - afterKill.ready);
+    expect(afterRace.dead + afterRace.ready).toBe(n);
+    // Each sweep reads by position; the other's moves shift its windows, so a few entries can be passed
+    // over (documented): a third run takes them.
+    const rerun = await requeue(120_000).done;
+    expect(rerun.code).toBe(0);
+    expect((JSON.parse(rerun.stdout) as { requeued: number }).requeued).toBe(afterRace.dead);
+    const elapsedMs = Date.now() - startedAt;
+    const final = await audit();
+    report({
+      scenario: 'SIGKILL dlq requeue, 2 at once, re-run',
+      jobs: n,
+      lost: final.lost.length,
+      duplicated: final.duplicated.length,
+      misplaced: final.mismatched.length + final.dead,
+      recovery_ms: elapsedMs,
+      notes:
+        `${afterKill.ready} moved before the kill; the two at once moved ${moved.join(' + ')}, ` +
+        `the re-run ${afterRace.dead}`,
+    });
+    expect(final).toMatchObject({ lost: [], duplicated: [], mismatched: [], dead: 0, ready: n });
+    expect(await redis.llen(keys5.dead)).toBe(0);
   });
 });

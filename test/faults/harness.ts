@@ -42,7 +42,8 @@ export function printResults(): void {
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((row) => row[i]!.length)));
   const line = (cells: string[]) =>
     cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ');
-  console.log(['', 'Fault-injection results', line(header), ...rows.map(line), ''].join('\n'));
+  const notes = results.filter((r) => r.notes).map((r) => `${r.scenario}: ${r.notes}`);
+  console.log(['', 'Fault-injection results', line(header), ...rows.map(line), ...notes, ''].join('\n'));
 }
 
 export class RunLog {

@@ -1,11 +1,13 @@
 /**
  * The Redis ACL rules of docs/security.md, as written there (the two `ACL SETUSER` lines are read from the
  * file), on the shared test Redis under a fresh prefix (users unique per run, deleted afterwards): a worker
- * user completes and dead-letters jobs; a read-only operator user can inspect (doctor reports CONFIG GET as
- * not allowed) but `dlq requeue` fails with one NOPERM line and changes nothing.
+ * user enqueues, completes and dead-letters jobs (library and `worker start`); a read-only operator user runs
+ * every read-only command (doctor reports CONFIG GET as not allowed); `scan corrupt` and every command that
+ * changes state fail for it with one line and exit 4, and change nothing. No password is ever printed.
  */
 import { randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -19,9 +21,12 @@ import {
   PROJECT_ROOT,
   runCli,
   snapshotBuild,
+  startCli,
+  type CliProcess,
   type SnapshotBuild,
 } from '../helpers/cli.js';
 import { freshPrefix, rawClient, testRedisUrl, waitFor } from '../helpers/context.js';
+import { snapshot } from '../helpers/snapshot.js';
 
 /** The `ACL SETUSER <user> ...` line for `user` in docs/security.md, split into arguments. */
 function documentedRules(user: string): string[] {
@@ -36,6 +41,7 @@ const prefix = freshPrefix();
 const users = {
   worker: { name: `bt-acl-worker-${run}`, password: randomBytes(12).toString('hex') },
   operator: { name: `bt-acl-operator-${run}`, password: randomBytes(12).toString('hex') },
+  scanner: { name: `bt-acl-scanner-${run}`, password: randomBytes(12).toString('hex') },
 };
 
 /** The documented rules for this run: the test's user name, password and prefix. */
@@ -56,6 +62,7 @@ function urlFor(user: { name: string; password: string }): string {
 
 let admin: Redis;
 let build: SnapshotBuild;
+let scratch: string;
 
 beforeAll(async () => {
   admin = rawClient();
@@ -66,28 +73,54 @@ beforeAll(async () => {
     users.operator.name,
     ...rulesFor('bananas-operator', users.operator.password),
   );
+  // docs/security.md: scan corrupt needs the worker's rules, the read-only operator's commands and +unlink.
+  const operatorCommands = documentedRules('bananas-operator').filter((rule) => rule.startsWith('+'));
+  await admin.call(
+    'ACL',
+    'SETUSER',
+    users.scanner.name,
+    ...rulesFor('bananas-worker', users.scanner.password),
+    ...operatorCommands,
+    '+unlink',
+  );
   build = await snapshotBuild();
+  scratch = mkdtempSync(join(tmpdir(), 'bananas-acl-'));
 }, 60_000);
 
 afterAll(async () => {
   if (admin) {
-    await admin.call('ACL', 'DELUSER', users.worker.name, users.operator.name);
+    await admin.call('ACL', 'DELUSER', users.worker.name, users.operator.name, users.scanner.name);
     const keys = await keysUnder(admin, prefix);
     if (keys.length > 0) await admin.del(...keys);
     admin.disconnect();
   }
   build?.remove();
+  if (scratch) rmSync(scratch, { recursive: true, force: true });
 });
 
 function operatorCli(args: string[]) {
   return runCli(build.bin, [...args, '--prefix', prefix], {
     env: cleanEnv({ REDIS_URL: urlFor(users.operator) }),
+    timeoutMs: 45_000,
   });
+}
+
+function workerCli(args: string[]) {
+  return runCli(build.bin, [...args, '--prefix', prefix], {
+    env: cleanEnv({ REDIS_URL: urlFor(users.worker) }),
+  });
+}
+
+/** Neither password anywhere in a command's output. */
+function expectNoPassword(output: string): void {
+  expect(output).not.toContain(users.operator.password);
+  expect(output).not.toContain(users.worker.password);
 }
 
 describe('Redis ACL users (docs/security.md)', () => {
   let completedId: string;
   let deadId: string;
+  let heldId: string;
 
   it('a worker user enqueues, completes a job and dead-letters a failing one', async () => {
     const client = rawClient(urlFor(users.worker));
@@ -124,45 +157,202 @@ describe('Redis ACL users (docs/security.md)', () => {
     expect(worker.stats()).toMatchObject({ completed: 1, failed: 1 });
   });
 
-  it('a read-only operator can run queue stats, dlq inspect, job get, health and doctor', async () => {
-    const stats = await operatorCli(['queue', 'stats', '--json']);
+  it('a worker user runs `worker start` through jobs; the read-only operator sees it in worker list and processing list', async () => {
+    const enqueued: string[] = [];
+    for (const payload of ['{"n":1}', '{"n":2}', '{"n":3}']) {
+      const result = await workerCli(['job', 'enqueue', 'echo', '--payload', payload, '--json']);
+      expect(result.stderr).toBe('');
+      enqueued.push((JSON.parse(result.stdout) as { id: string }).id);
+    }
+    const held = await workerCli(['job', 'enqueue', 'sleep', '--payload', '{"ms":60000}', '--json']);
+    heldId = (JSON.parse(held.stdout) as { id: string }).id;
+    const worker: CliProcess = startCli(
+      build.bin,
+      [
+        'worker',
+        'start',
+        '--demo-handlers',
+        '--shutdown-timeout',
+        '1s',
+        '--prefix',
+        prefix,
+        '--log-format',
+        'json',
+      ],
+      { env: cleanEnv({ REDIS_URL: urlFor(users.worker) }), timeoutMs: 60_000 },
+    );
+    try {
+      await waitFor(
+        async () => {
+          const statuses = await Promise.all(
+            enqueued.map((id) => admin.hget(`${prefix}result:${id}`, 'status')),
+          );
+          return statuses.every((status) => status === 'completed');
+        },
+        15_000,
+        'the three echo jobs to complete',
+      );
+      await waitFor(
+        async () => (await admin.lrange(`${prefix}queue:processing`, 0, -1)).includes(heldId),
+        10_000,
+        'the sleep job to start',
+      );
+
+      const workers = await operatorCli(['worker', 'list', '--json']);
+      expect(workers.stderr).toBe('');
+      expect(workers.code).toBe(0);
+      const listed = JSON.parse(workers.stdout) as { live: number; workers: Array<{ pid: number }> };
+      expect(listed.live).toBe(1);
+      expect(listed.workers.map((w) => w.pid)).toEqual([worker.child.pid]);
+
+      const processing = await operatorCli(['processing', 'list', '--json']);
+      expect(processing.stderr).toBe('');
+      expect(processing.code).toBe(0);
+      const inFlight = JSON.parse(processing.stdout) as { total: number; entries: Array<{ id: string }> };
+      expect(inFlight.total).toBe(1);
+      expect(inFlight.entries.map((e) => e.id)).toEqual([heldId]);
+    } finally {
+      worker.child.kill('SIGTERM');
+    }
+    const { code } = await worker.done;
+    expect(code).toBe(0);
+    expect(worker.output()).not.toMatch(/NOPERM|"level":(50|60)/); // no error logged
+    expect(worker.output()).toContain('Shutdown timeout: unfinished jobs returned to their queue');
+    expectNoPassword(worker.output());
+    // Shut down mid-sleep: the held job went back to its queue.
+    expect(await admin.lrange(`${prefix}queue:normal`, 0, -1)).toEqual([heldId]);
+  });
+
+  it('a worker user started on a prefix its keys do not cover stops at once: exit 4, one NOPERM line', async () => {
+    const result = await runCli(
+      build.bin,
+      ['worker', 'start', '--demo-handlers', '--prefix', `other-${prefix}`, '--log-format', 'json'],
+      { env: cleanEnv({ REDIS_URL: urlFor(users.worker) }) },
+    );
+    expect(result.code).toBe(4);
+    expect(oneErrorLine(result)).toMatch(/^NOPERM /);
+    expectNoPassword(result.stdout + result.stderr);
+    expect(await keysUnder(admin, `other-${prefix}`)).toEqual([]);
+  });
+
+  it('a read-only operator can run every read-only command', async () => {
+    const file = join(scratch, 'dlq.jsonl');
+    // Independent reads: run at once.
+    const [stats, peek, dlq, backup, job, processing, workers, health, doctor] = await Promise.all([
+      operatorCli(['queue', 'stats', '--json']),
+      operatorCli(['queue', 'peek', 'normal', '--json']),
+      operatorCli(['dlq', 'inspect', '--json']),
+      operatorCli(['dlq', 'backup', '--out', file, '--json']),
+      operatorCli(['job', 'get', completedId, '--json']),
+      operatorCli(['processing', 'list', '--json']),
+      operatorCli(['worker', 'list', '--json']),
+      operatorCli(['health', '--json']),
+      operatorCli(['doctor', '--json']),
+    ]);
     expect(stats.stderr).toBe('');
     expect(stats.code).toBe(0);
-    JSON.parse(stats.stdout);
+    expect(JSON.parse(stats.stdout)).toMatchObject({ ready: { total: 1 } });
 
-    const dlq = await operatorCli(['dlq', 'inspect', '--json']);
+    expect(peek.stderr).toBe('');
+    expect(peek.code).toBe(0);
+    expect(JSON.parse(peek.stdout)).toMatchObject({ length: 1, jobs: [{ id: heldId, document: 'ok' }] });
+
     expect(dlq.stderr).toBe('');
     expect(dlq.code).toBe(0);
     expect(dlq.stdout).toContain(deadId);
 
-    const job = await operatorCli(['job', 'get', completedId, '--json']);
+    expect(backup.stderr).toBe('');
+    expect(backup.code).toBe(0);
+    expect(JSON.parse(backup.stdout)).toMatchObject({ entries: 1, documents: 1 });
+    expect(readFileSync(file, 'utf8')).toContain(deadId);
+
     expect(job.stderr).toBe('');
     expect(job.code).toBe(0);
     expect(job.stdout).toContain(completedId);
 
-    const health = await operatorCli(['health', '--json']);
-    // Critical here (one of two jobs failed), but every check ran: none was refused a command.
+    expect(processing.code).toBe(0);
+    expect(JSON.parse(processing.stdout)).toMatchObject({ total: 0 });
+
+    expect(workers.code).toBe(0);
+    expect(JSON.parse(workers.stdout)).toMatchObject({ live: 0 });
+
+    // Critical here (one of the jobs failed), but every check ran: none was refused a command.
     expect(health.stderr).toBe('');
     expect(health.stdout).not.toMatch(/NOPERM/);
     const report = JSON.parse(health.stdout) as { checks: Array<{ name: string; status: string }> };
     expect(report.checks.find((check) => check.name === 'redis')?.status).toBe('ok');
 
     // CONFIG GET is not granted: doctor says so and carries on.
-    const doctor = await operatorCli(['doctor', '--json']);
     expect(doctor.stderr).toBe('');
     expect([0, 5, 6]).toContain(doctor.code);
     const diagnosis = JSON.parse(doctor.stdout) as { findings: Array<{ name: string; message: string }> };
     expect(diagnosis.findings.find((check) => check.name === 'config_get')?.message).toMatch(
       /CONFIG GET is not allowed.*NOPERM/,
     );
+    for (const result of [stats, peek, dlq, backup, job, processing, workers, health, doctor]) {
+      expectNoPassword(result.stdout + result.stderr);
+    }
+  }, 60_000);
+
+  it('scan corrupt needs write access for its temporary index: as the read-only operator, exit 4 with one clear line, nothing changed', async () => {
+    const before = await snapshot(admin, prefix);
+    const [human, json] = await Promise.all([
+      operatorCli(['scan', 'corrupt']),
+      operatorCli(['scan', 'corrupt', '--json']),
+    ]);
+    for (const result of [human, json]) {
+      expect(result.code).toBe(4);
+      expect(oneErrorLine(result)).toMatch(
+        /temporary index .*needs a user allowed to write .*NOPERM.*nothing was changed/,
+      );
+      expectNoPassword(result.stdout + result.stderr);
+    }
+    expect(human.stdout).toBe('');
+    expect(JSON.parse(json.stdout)).toMatchObject({ error: { code: 'REDIS_AUTH', exitCode: 4 } });
+    expect(await snapshot(admin, prefix)).toEqual(before);
   });
 
-  it('a read-only operator cannot requeue: one clear error line, nothing changes', async () => {
-    const before = await admin.lrange(`${prefix}queue:dead`, 0, -1);
-    const requeue = await operatorCli(['dlq', 'requeue', '--all', '--yes']);
-    expect(requeue.code).toBe(4); // the README's "Redis refused the credentials" code
-    expect(oneErrorLine(requeue)).toMatch(/NOPERM/);
-    expect(requeue.stderr).not.toContain(users.operator.password);
-    expect(await admin.lrange(`${prefix}queue:dead`, 0, -1)).toEqual(before);
+  it('scan corrupt runs as a user with the worker rules, the operator commands and +unlink, and leaves no index behind', async () => {
+    const result = await runCli(build.bin, ['scan', 'corrupt', '--json', '--prefix', prefix], {
+      env: cleanEnv({ REDIS_URL: urlFor(users.scanner) }),
+    });
+    expect(result.stderr).toBe('');
+    expect([0, 7]).toContain(result.code);
+    expect(JSON.parse(result.stdout)).toHaveProperty('classes');
+    expect(await keysUnder(admin, `${prefix}scan:`)).toEqual([]);
   });
+
+  it.for([
+    ['dlq requeue --all', ['dlq', 'requeue', '--all', '--yes']],
+    ['job requeue', () => ['job', 'requeue', deadId]],
+    ['job delete', () => ['job', 'delete', completedId, '--yes']],
+    ['job enqueue', ['job', 'enqueue', 'echo']],
+    ['processing recover', ['processing', 'recover', '--older-than', '1m', '--include-unleased', '--yes']],
+    ['dlq clear', ['dlq', 'clear', '--no-backup', '--yes']],
+  ] as Array<[string, string[] | (() => string[])]>)(
+    'a read-only operator cannot change anything (%s): exit 4, one NOPERM line, nothing changes',
+    async ([what, args]) => {
+      if (what === 'processing recover') {
+        // Something to recover: an id left in processing without a lease by a crash, long ago.
+        const stuck = 'stuck-without-lease';
+        await admin.set(
+          `${prefix}job:${stuck}`,
+          JSON.stringify({
+            ...JSON.parse((await admin.get(`${prefix}job:${heldId}`))!),
+            id: stuck,
+            status: 'processing',
+            updated_at: '2025-01-01T00:00:00Z',
+          }),
+        );
+        await admin.lpush(`${prefix}queue:processing`, stuck);
+      }
+      const before = await snapshot(admin, prefix);
+      const result = await operatorCli(typeof args === 'function' ? args() : args);
+      expect(result.code).toBe(4); // the README's "Redis refused the credentials (or the command)" code
+      expect(result.stdout).toBe('');
+      expect(oneErrorLine(result)).toMatch(/NOPERM/);
+      expectNoPassword(result.stdout + result.stderr);
+      expect(await snapshot(admin, prefix)).toEqual(before);
+    },
+  );
 });

@@ -8,11 +8,11 @@ import { readFileSync, writeFileSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { decodeJob } from '../../src/core/codec.js';
 import { Keys } from '../../src/core/keys.js';
 import { cleanEnv, oneErrorLine, runCli, startCli, type SnapshotBuild } from '../helpers/cli.js';
 import { freshPrefix, testRedisUrl, waitFor } from '../helpers/context.js';
 import { closeTestBed, openTestBed } from '../helpers/in-process.js';
+import { auditDeadLetterRequeue, seedDeadJobs } from '../helpers/dead-letters.js';
 import { deadJobDocument } from '../helpers/seed.js';
 import { snapshot } from '../helpers/snapshot.js';
 
@@ -38,13 +38,7 @@ function deadDoc(id: string, priority = 'normal'): string {
 async function seed(prefix: string, n = 3): Promise<string[]> {
   const keys = new Keys(prefix);
   const ids = Array.from({ length: n }, (_, i) => `job-${String(i).padStart(6, '0')}`);
-  for (let start = 0; start < n; start += 10_000) {
-    const chunk = ids.slice(start, start + 10_000);
-    const pipeline = redis.pipeline();
-    for (const id of chunk) pipeline.set(keys.job(id), deadDoc(id), 'EX', 604800);
-    pipeline.lpush(keys.dead, ...chunk);
-    await pipeline.exec();
-  }
+  await seedDeadJobs(redis, keys, ids, (id) => deadDoc(id));
   await redis.set(keys.job('stub'), '{"error":"Job data not found (corrupted reference)","id":"stub"}');
   await redis.set(keys.job('corrupt'), '{"id":"corrupt","name":');
   await redis.lpush(keys.dead, 'stub', 'corrupt');
@@ -232,31 +226,10 @@ async function expectEveryJobInOnePlace(
   prefix: string,
   ids: string[],
 ): Promise<{ dead: number; ready: number }> {
-  const keys = new Keys(prefix);
-  const dead = (await redis.lrange(keys.dead, 0, -1)).filter((id) => id !== 'stub' && id !== 'corrupt');
-  const ready = await redis.lrange(keys.queue('normal'), 0, -1);
-  expect(dead.length + ready.length).toBe(ids.length);
-  expect(new Set([...dead, ...ready]).size).toBe(ids.length);
-  const isReady = new Set(ready);
-  for (let start = 0; start < ids.length; start += 5000) {
-    const chunk = ids.slice(start, start + 5000);
-    const pipeline = redis.pipeline();
-    for (const id of chunk) pipeline.get(keys.job(id)).pttl(keys.job(id));
-    const replies = (await pipeline.exec()) ?? [];
-    chunk.forEach((id, i) => {
-      const doc = replies[2 * i]?.[1] as string;
-      const ttl = replies[2 * i + 1]?.[1] as number;
-      if (isReady.has(id)) {
-        const decoded = decodeJob(doc);
-        expect(decoded.ok && decoded.job.attempts === 0 && decoded.job.status === 'pending', id).toBe(true);
-        expect(ttl, id).toBe(-1);
-      } else {
-        expect(doc, id).toBe(deadDoc(id));
-        expect(ttl, id).toBeGreaterThan(0);
-      }
-    });
-  }
-  return { dead: dead.length, ready: ready.length };
+  const audit = await auditDeadLetterRequeue(redis, new Keys(prefix), ids, (id) => deadDoc(id));
+  expect(audit).toMatchObject({ lost: [], duplicated: [], mismatched: [] });
+  expect(audit.dead + audit.ready).toBe(ids.length);
+  return { dead: audit.dead, ready: audit.ready };
 }
 
 describe('interrupting a requeue', () => {

@@ -270,6 +270,43 @@ describe('scan corrupt: the report', () => {
     expect(run.stdout).toContain('bananas scan corrupt --repair --dry-run');
   });
 
+  it('a queue key holding the wrong kind of value is reported, skipped and never touched; the rest is still scanned', async () => {
+    const prefix = freshPrefix();
+    await redis
+      .multi()
+      .set(`${prefix}queue:high`, 'not a list')
+      .hset(`${prefix}processing:leases`, 'x', '1')
+      .lpush(`${prefix}queue:normal`, 'ghost')
+      .exec();
+    const before = await snapshot(redis, prefix);
+    const run = await scanInProcess(prefix, '--json');
+    expect(run.exit).toBe(7);
+    const report = run.result!;
+    expect(report.wrong_type).toEqual([
+      { key: `${prefix}queue:high`, type: 'string', expected: 'list' },
+      { key: `${prefix}processing:leases`, type: 'hash', expected: 'zset' },
+    ]);
+    expect(report.classes.missing_document.count).toBe(1);
+    expect(report.problems).toBe(3);
+    expect(report.clean).toBe(false);
+
+    const human = await scanInProcess(prefix);
+    expect(human.stdout).toContain(`${prefix}queue:high  holds a string, expected a list`);
+
+    const repaired = await scanInProcess(
+      prefix,
+      '--repair',
+      '--yes',
+      '--json',
+      '--backup',
+      join(scratch, `${prefix}wt.jsonl`),
+    );
+    expect(repaired.result!.repair!.actions.remove_reference.applied).toBe(1);
+    const after = await snapshot(redis, prefix);
+    expect(changedKeys(before, after)).toEqual([`${prefix}queue:normal`]);
+    expect(await redis.get(`${prefix}queue:high`)).toBe('not a list');
+  });
+
   it('--sample bounds every sample; the counts stay exact', async () => {
     const prefix = freshPrefix();
     const m = redis.multi();

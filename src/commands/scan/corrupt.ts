@@ -43,7 +43,7 @@ const ACTION_LABELS: Record<RepairAction, string> = {
 
 export default class ScanCorrupt extends BananasCommand<typeof ScanCorrupt> {
   static override summary = 'Find (and with --repair, fix) corrupt documents and inconsistent queues';
-  static override description = `Reads every job document (SCAN, never KEYS) and pages through every ready list, processing, the dead-letter list and the scheduled set. Reports, per class, a count and a sample of ids: unparseable JSON, not a job, error stubs of the original worker, the empty-id key, ids whose document is missing, orphans (documents without TTL that nothing references), processing entries with an expired or no lease, and ids referenced in two places. Exit 7 when anything is found, 0 when clean.
+  static override description = `Reads every job document (SCAN, never KEYS) and pages through every ready list, processing, the dead-letter list and the scheduled set. Reports, per class, a count and a sample of ids: unparseable JSON, not a job, error stubs of the original worker, the empty-id key, ids whose document is missing, orphans (documents without TTL that nothing references), processing entries with an expired or no lease, ids referenced in two places, and queue keys holding the wrong kind of value. Exit 7 when anything is found, 0 when clean.
 
 While it runs, the scan keeps a temporary index of queued ids in Redis (<prefix>scan:<run>:*, about 100 bytes per queued id, with a TTL, deleted at the end); it refuses to start when that would take Redis near its maxmemory. Findings that workers moving jobs can fake are confirmed by a second look; documents updated in the 5 minutes before the scan are never called orphans.
 
@@ -177,6 +177,18 @@ function render(report: ScanReport): string {
       ),
     );
     for (const item of c.sample) lines.push(sampleLine(cls, item));
+  }
+  if (report.wrong_type.length > 0) {
+    lines.push(
+      '',
+      color.bold(`Keys holding the wrong kind of value (${report.wrong_type.length}), not scanned:`),
+    );
+    for (const w of report.wrong_type) lines.push(`  ${w.key}  holds a ${w.type}, expected a ${w.expected}`);
+    lines.push(
+      color.dim(
+        '  Neither the scan nor the repair touches them: look with redis-cli TYPE/DUMP, then rename or delete.',
+      ),
+    );
   }
   lines.push('');
   if (report.clean) lines.push(color.green('No problems found.'));
