@@ -6,16 +6,19 @@
  *   BENCH_QUICK=1 npm run bench   # fewer jobs, for a smoke check
  *   BENCH_ONLY=process50,latency BENCH_REPS=5 npm run bench
  *
+ * Scenarios: enqueue, bulk, process1, process50, process200, latency, idle, memory, fleet (1, 2 and 4
+ * worker processes on one Redis). Worker processes run the built engine (built here first).
+ *
  * BullMQ runs with its defaults; the only settings given are the ones both engines need to do the same
  * work (connection, concurrency, the job priority for the high-priority latency test).
  */
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { Queue as BullQueue } from 'bullmq';
 import { Redis } from 'ioredis';
 import { LocalRedisServer } from '../src/core/local-redis.js';
 import { Queue } from '../src/core/queue.js';
-import { machineInfo, median, percentile, printMachine } from './machine.js';
+import { machineInfo, median, percentile, preciseNowMs, printMachine } from './machine.js';
 
 type Engine = 'bananas' | 'bullmq';
 const ENGINES: Engine[] = ['bananas', 'bullmq'];
@@ -26,6 +29,9 @@ const N_BULK = QUICK ? 20_000 : 100_000;
 const N_PROCESS = QUICK ? 20_000 : 100_000;
 const N_PROCESS_C1 = QUICK ? 5_000 : 20_000;
 const PAYLOAD_1KB = { data: 'x'.repeat(1000) };
+
+// The worker children run the built engine (dist/): build it from the current sources first.
+execFileSync(process.execPath, ['scripts/build.mjs'], { stdio: 'inherit' });
 
 const server = await LocalRedisServer.start();
 const url = server.url;
@@ -106,14 +112,51 @@ async function bulkEnqueue(engine: Engine, n: number, payload: unknown = PAYLOAD
   return performance.now() - start;
 }
 
-function runChild(
+interface ChildResult {
+  wall_ms: number;
+  /** CPU time of the worker process from its first job to its last. */
+  cpu_ms?: number;
+  /** Unix ms of this process's first job, and of the moment every job of the run had completed. */
+  first_start_at: number;
+  done_at: number;
+  delays: number[];
+  rss_mib?: number;
+}
+
+/** CPU time Redis has used so far (user + system), in ms. */
+async function redisCpuMs(): Promise<number> {
+  const info = await redis.info('cpu');
+  const field = (name: string) => Number(new RegExp(`${name}:([\\d.]+)`).exec(info)?.[1] ?? 0);
+  return (field('used_cpu_user') + field('used_cpu_sys')) * 1000;
+}
+
+/**
+ * Runs worker children: `args` holds one argument list per child. A drain child loads, says it is ready,
+ * and starts its worker on "go", sent to every child once all are ready (so process start-up is not timed
+ * and a fleet starts together); a latency child starts at once and `onReady` runs when it is ready.
+ */
+async function runChildren(args: string[][], onReady?: () => Promise<void>): Promise<ChildResult[]> {
+  const children = args.map((a) => startChild(a, onReady));
+  await Promise.all(children.map((c) => c.ready));
+  for (const c of children) c.go();
+  return Promise.all(children.map((c) => c.result));
+}
+
+async function runChild(args: string[], onReady?: () => Promise<void>): Promise<ChildResult> {
+  const [result] = await runChildren([args], onReady);
+  return result!;
+}
+
+function startChild(
   args: string[],
   onReady?: () => Promise<void>,
-): Promise<{ wall_ms: number; delays: number[]; rss_mib?: number }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', 'bench/worker-child.ts', ...args], {
-      stdio: ['ignore', 'pipe', 'inherit'],
-    });
+): { ready: Promise<void>; go: () => void; result: Promise<ChildResult> } {
+  const child = spawn(process.execPath, ['--import', 'tsx', 'bench/worker-child.ts', ...args], {
+    stdio: ['pipe', 'pipe', 'inherit'],
+  });
+  let readyResolve: () => void = () => undefined;
+  const ready = new Promise<void>((resolve) => (readyResolve = resolve));
+  const result = new Promise<ChildResult>((resolve, reject) => {
     let out = '';
     child.stdout.on('data', (chunk: Buffer) => {
       out += chunk.toString();
@@ -121,27 +164,51 @@ function runChild(
       out = lines.pop() ?? '';
       for (const line of lines) {
         const msg = JSON.parse(line) as { ready?: boolean; wall_ms?: number };
-        if (msg.ready) void onReady?.().catch(reject);
-        else resolve(msg as { wall_ms: number; delays: number[]; rss_mib?: number });
+        if (msg.ready) {
+          readyResolve();
+          void onReady?.().catch(reject);
+        } else resolve(msg as ChildResult);
       }
     });
     child.on('exit', (code) => code !== 0 && reject(new Error(`worker child exited ${code}`)));
   });
+  return { ready, go: () => child.stdin.end('go\n'), result };
 }
 
 async function processQueued(engine: Engine, concurrency: number): Promise<void> {
   await fresh();
   const n = concurrency === 1 ? N_PROCESS_C1 : N_PROCESS;
   await bulkEnqueue(engine, n, {});
+  const cpuBefore = await redisCpuMs();
   const result = await runChild([engine, url, String(concurrency), 'drain', String(n)]);
-  record(
-    `process ${n.toLocaleString('en-US')} no-op jobs, concurrency ${concurrency}`,
-    'jobs/s',
-    engine,
-    n / (result.wall_ms / 1000),
-  );
+  const redisMs = (await redisCpuMs()) - cpuBefore;
+  const label = `process ${n.toLocaleString('en-US')} no-op jobs, concurrency ${concurrency}`;
+  record(label, 'jobs/s', engine, n / (result.wall_ms / 1000));
+  // CPU per job is what a busy machine distorts least: Redis and the worker process, separately.
+  record(`${label}: Redis CPU per job`, 'µs', engine, (1000 * redisMs) / n, false);
+  if (result.cpu_ms !== undefined)
+    record(`${label}: worker CPU per job`, 'µs', engine, (1000 * result.cpu_ms) / n, false);
   if (concurrency === 200 && result.rss_mib)
     record('worker peak RSS, concurrency 200', 'MiB', engine, result.rss_mib, false);
+}
+
+const FLEET = [1, 2, 4];
+const fleetLabel = (processes: number) =>
+  `fleet: ${processes} worker process${processes > 1 ? 'es' : ''} × concurrency 50`;
+
+/** The same drain with 1, 2 and 4 worker processes (concurrency 50 each) on one Redis. */
+async function fleet(engine: Engine): Promise<void> {
+  for (const processes of FLEET) {
+    await fresh();
+    await bulkEnqueue(engine, N_PROCESS, {});
+    const results = await runChildren(
+      Array.from({ length: processes }, () => [engine, url, '50', 'drain', String(N_PROCESS)]),
+    );
+    // A process that got no job reports first_start_at 0: the run starts at the earliest real start.
+    const start = Math.min(...results.map((r) => r.first_start_at).filter((t) => t > 0));
+    const end = Math.max(...results.map((r) => r.done_at));
+    record(fleetLabel(processes), 'jobs/s', engine, N_PROCESS / ((end - start) / 1000));
+  }
 }
 
 async function steadyLatency(engine: Engine): Promise<void> {
@@ -158,7 +225,7 @@ async function steadyLatency(engine: Engine): Promise<void> {
       const due = Math.floor(((performance.now() - start) / 1000) * rate);
       const batch: Array<Promise<unknown>> = [];
       while (sent < Math.min(due, total)) {
-        const payload = { t: Date.now() };
+        const payload = { t: preciseNowMs() };
         batch.push(queue ? queue.enqueue('noop', payload) : bull!.add('noop', payload));
         sent++;
       }
@@ -180,13 +247,14 @@ async function idleHighArrival(engine: Engine): Promise<void> {
     const bull = engine === 'bullmq' ? new BullQueue('bench', { connection: bullConnection }) : undefined;
     await new Promise((r) => setTimeout(r, 300));
     for (let i = 0; i < samples; i++) {
-      const payload = { t: Date.now() };
+      const payload = { t: preciseNowMs() };
       if (queue) await queue.enqueue('noop', payload, { priority: 'high' });
       else await bull!.add('noop', payload, { priority: 1 });
       await new Promise((r) => setTimeout(r, 20));
     }
     await bull?.close();
   });
+  record('idle worker, high job arrives: start p50', 'ms', engine, percentile(result.delays, 50), false);
   record('idle worker, high job arrives: start p99', 'ms', engine, percentile(result.delays, 99), false);
 }
 
@@ -224,6 +292,7 @@ const allScenarios: Record<string, (engine: Engine) => Promise<void>> = {
   latency: steadyLatency,
   idle: idleHighArrival,
   memory: memoryPerJob,
+  fleet,
 };
 // BENCH_ONLY=process50,latency runs a subset.
 const only = process.env.BENCH_ONLY?.split(',');
@@ -255,9 +324,35 @@ const summary = rows.map((row) => {
     runs: { bananas: row.bananas, bullmq: row.bullmq },
   };
 });
+const fleetRows = FLEET.map((p) => rows.find((r) => r.scenario === fleetLabel(p)));
+let fleetTable: Array<Record<string, number>> | undefined;
+if (fleetRows.every((r) => r !== undefined)) {
+  const base = { bananas: median(fleetRows[0]!.bananas), bullmq: median(fleetRows[0]!.bullmq) };
+  console.log(
+    `\nfleet on one Redis (${N_PROCESS.toLocaleString('en-US')} jobs, concurrency 50 per process; medians)`,
+  );
+  console.log('processes   bananas jobs/s  speed-up    BullMQ jobs/s  speed-up');
+  fleetTable = FLEET.map((processes, i) => {
+    const b = median(fleetRows[i]!.bananas);
+    const q = median(fleetRows[i]!.bullmq);
+    console.log(
+      `${String(processes).padStart(9)} ${b.toFixed(0).padStart(16)} ${(b / base.bananas).toFixed(2).padStart(8)}x ${q.toFixed(0).padStart(16)} ${(q / base.bullmq).toFixed(2).padStart(8)}x`,
+    );
+    return {
+      processes,
+      bananas: b,
+      bananas_speedup: b / base.bananas,
+      bullmq: q,
+      bullmq_speedup: q / base.bullmq,
+    };
+  });
+}
 mkdirSync('bench/results', { recursive: true });
 const file = `bench/results/engine-${new Date().toISOString().replace(/[:.]/g, '-')}.json`;
-writeFileSync(file, `${JSON.stringify({ machine: info, quick: QUICK, reps: REPS, summary }, null, 2)}\n`);
+writeFileSync(
+  file,
+  `${JSON.stringify({ machine: info, quick: QUICK, reps: REPS, summary, fleet: fleetTable }, null, 2)}\n`,
+);
 console.log(`\nresults: ${file} (advantage = how many times better bananas is; < 1 means worse)`);
 redis.disconnect();
 await server.destroy();

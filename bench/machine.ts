@@ -57,6 +57,11 @@ export function peakRssMiB(pid: number): number | undefined {
   }
 }
 
+/** Unix time in ms with sub-millisecond precision, comparable between processes on one machine. */
+export function preciseNowMs(): number {
+  return performance.timeOrigin + performance.now();
+}
+
 export function median(values: number[]): number {
   const sorted = [...values].sort((a, b) => a - b);
   const mid = Math.floor(sorted.length / 2);

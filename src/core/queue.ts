@@ -2,10 +2,17 @@
  * The queue core: enqueue, dequeue with leases, settle (complete / retry / dead-letter / release),
  * promote scheduled jobs, recover expired leases. Every multi-step change runs in one Lua script.
  */
-import type { Redis } from 'ioredis';
+import { isCluster, type RedisClient } from './connection.js';
 import { assertJsonText, encodeJob, newJob, type Job } from './codec.js';
 import { DuplicateJobError, UsageError } from './errors.js';
-import { assertRoutingKey, isPriority, Keys, normalizeRoutingKey, type Priority } from './keys.js';
+import {
+  assertClusterPrefix,
+  assertRoutingKey,
+  isPriority,
+  Keys,
+  normalizeRoutingKey,
+  type Priority,
+} from './keys.js';
 import { runScript, runScriptBuffer } from './scripts.js';
 
 export interface TtlOptions {
@@ -102,6 +109,8 @@ export interface FinishEntry {
 }
 
 export const DEFAULT_LOOKAHEAD = 100;
+/** Most jobs per enqueue script call (a larger batch is sent as several calls, back to back). */
+export const ENQUEUE_CHUNK = 200;
 const MAX_ID_LENGTH = 256;
 
 export function secondsScore(date: Date): string {
@@ -109,13 +118,14 @@ export function secondsScore(date: Date): string {
 }
 
 export class Queue {
-  readonly redis: Redis;
+  readonly redis: RedisClient;
   readonly keys: Keys;
   readonly ttl: TtlOptions;
 
-  constructor(redis: Redis, options: QueueOptions = {}) {
+  constructor(redis: RedisClient, options: QueueOptions = {}) {
     this.redis = redis;
     this.keys = new Keys(options.prefix);
+    if (isCluster(redis)) assertClusterPrefix(this.keys.prefix);
     this.ttl = { ...DEFAULT_TTLS, ...options.ttl };
   }
 
@@ -127,23 +137,30 @@ export class Queue {
   }
 
   /**
-   * Enqueues many jobs in one round trip. Each job is atomic (document and queue entry together);
-   * jobs whose id already exists are refused individually and reported.
+   * Enqueues many jobs. Each job is atomic (document and queue entry together); jobs whose id already
+   * exists are refused individually and reported. Every request is checked before anything is written (a
+   * bad one throws and writes nothing); the jobs then go out in script calls of up to
+   * {@link ENQUEUE_CHUNK}, sent back to back so Redis stores one chunk while the next is encoded.
    */
   async enqueueBatch(requests: EnqueueRequest[], now: Date = new Date()): Promise<EnqueueBatchResult> {
     const jobs = requests.map((request) => this.buildJob(request, now));
     if (jobs.length === 0) return { enqueued: [], duplicates: [] };
-    const args: string[] = [`${this.keys.prefix}job:`, String(jobs.length)];
-    for (const { job, runAt } of jobs) {
-      args.push(
-        job.id,
-        encodeJob(job),
-        this.keys.queue(job.priority, job.routingKey),
-        this.keys.signal(job.routingKey),
-        runAt ? secondsScore(runAt) : '',
-      );
+    const calls: Array<Promise<number[]>> = [];
+    for (let from = 0; from < jobs.length; from += ENQUEUE_CHUNK) {
+      const chunk = jobs.slice(from, from + ENQUEUE_CHUNK);
+      const args: string[] = [`${this.keys.prefix}job:`, String(chunk.length)];
+      for (const { job, runAt } of chunk) {
+        args.push(
+          job.id,
+          encodeJob(job),
+          this.keys.queue(job.priority, job.routingKey),
+          this.keys.signal(job.routingKey),
+          runAt ? secondsScore(runAt) : '',
+        );
+      }
+      calls.push(runScript<number[]>(this.redis, 'enqueue', [this.keys.scheduled], args));
     }
-    const replies = await runScript<number[]>(this.redis, 'enqueue', [this.keys.scheduled], args);
+    const replies = (await Promise.all(calls)).flat();
     const enqueued: Job[] = [];
     const duplicates: string[] = [];
     replies.forEach((reply, i) => {

@@ -5,11 +5,11 @@
  */
 import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from './connection.js';
 import { decodeJob, encodeJob, type Job } from './codec.js';
 import { connectOrThrow, createRedis, type ConnectOptions } from './connection.js';
 import { errorMessage, RedisAuthError } from './errors.js';
-import type { HandlerJob, HandlerMap } from './handlers.js';
+import type { HandlerContext, HandlerJob, HandlerMap } from './handlers.js';
 import { PRIORITIES, type Priority } from './keys.js';
 import { createLogger, type Logger } from './logger.js';
 import { Queue, type FinishEntry, type DequeuedEntry, type TtlOptions } from './queue.js';
@@ -62,9 +62,31 @@ export interface WorkerStats {
 interface Held {
   id: string;
   sourceList: string;
-  abort: AbortController;
+  /** Created when the handler first reads `ctx.signal` (most handlers that never look cost nothing). */
+  controller?: AbortController;
+  /** Why the job was aborted (timeout, shutdown, lease lost); undefined while it may run on. */
+  abortReason?: Error;
+  /** Ends the wait for the handler when the job is aborted. */
+  onAbort?: (reason: Error) => void;
   /** Set once the worker has decided the job's fate; later handler outcomes are ignored. */
   decided: boolean;
+}
+
+/** Aborts a held job: fires its signal (if the handler took it) and stops waiting for the handler. */
+function abortHeld(held: Held, reason: Error): void {
+  if (held.abortReason !== undefined) return; // the first reason wins, as with AbortController
+  held.abortReason = reason;
+  held.controller?.abort(reason);
+  held.onAbort?.(reason);
+}
+
+/** The job's AbortSignal, created on first use; already aborted if the job was. */
+function signalOf(held: Held): AbortSignal {
+  if (!held.controller) {
+    held.controller = new AbortController();
+    if (held.abortReason !== undefined) held.controller.abort(held.abortReason);
+  }
+  return held.controller.signal;
 }
 
 export const DEFAULT_RETRY: RetryPolicy = { baseMs: 2000, maxMs: 10 * 60_000, jitter: 0.2 };
@@ -117,15 +139,21 @@ export class Worker {
   readonly id: string;
   readonly queue: Queue;
   readonly logger: Logger;
-  private readonly redis: Redis;
-  private readonly blocking: Redis;
+  private readonly redis: RedisClient;
+  private readonly blocking: RedisClient;
   private readonly options: ResolvedOptions;
   private readonly redisOptions: ConnectOptions['redisOptions'];
   private readonly lists: string[];
   private readonly signals: string[];
   private readonly held = new Map<string, Held>();
   private running = 0;
-  private slotWaiter?: () => void;
+  private loopWaiter?: () => void;
+  /** Dequeues in flight, and the slots they reserve. */
+  private fetches = 0;
+  private reserved = 0;
+  /** A dequeue came back with fewer jobs than asked: wait for work once no dequeue is in flight. */
+  private drained = false;
+  private fetchPausedUntil = 0;
   private pending: FinishEntry[] = [];
   private flushing?: Promise<void>;
   private stopping = false;
@@ -134,6 +162,7 @@ export class Worker {
   private timers: NodeJS.Timeout[] = [];
   private nextPromoteAt = 0;
   private reconcileNeeded = false;
+  private promoting?: Promise<void>;
   private readonly startedAt = new Date();
   private readonly counters: WorkerStats = {
     processed: 0,
@@ -258,38 +287,91 @@ export class Worker {
     this.timers.push(timer);
   }
 
+  /**
+   * Takes jobs while slots are free. Up to two dequeues are in flight at once, each for at most half the
+   * slots, so Redis serves one batch while the worker runs the other; a slot is reserved from the moment a
+   * dequeue asks for it, so the worker never holds more jobs than its concurrency.
+   */
   private async fetchLoop(): Promise<void> {
+    const batch = Math.max(1, Math.min(100, Math.ceil(this.options.concurrency / 2)));
     while (!this.stopping) {
-      const free = this.options.concurrency - this.running;
-      if (free <= 0) {
-        await new Promise<void>((resolve) => (this.slotWaiter = resolve));
+      const free = this.options.concurrency - this.running - this.reserved;
+      const mustWait =
+        free <= 0 || (this.fetches > 0 && (this.fetches >= 2 || this.drained || this.reconcileNeeded));
+      if (mustWait) {
+        await new Promise<void>((resolve) => (this.loopWaiter = resolve));
         // Let the other jobs finishing in this tick free their slots too: one fetch then takes them all.
         await new Promise((resolve) => setImmediate(resolve));
         continue;
       }
       try {
+        const pausedMs = this.fetchPausedUntil - Date.now();
+        if (pausedMs > 0) {
+          await sleep(pausedMs);
+          continue;
+        }
+        if (this.drained) {
+          // The last dequeues came back short (no fetch is in flight here): wait for work.
+          this.drained = false;
+          await this.waitForWork();
+          continue;
+        }
         if (this.reconcileNeeded) {
           this.reconcileNeeded = false;
           await this.reconcileAfterReconnect();
         }
-        if (Date.now() >= this.nextPromoteAt) await this.promote();
-        const want = Math.min(free, 100);
-        const entries = await this.queue.dequeue({
-          workerId: this.id,
-          leaseMs: this.options.leaseMs,
-          max: want,
-          lists: this.lists,
-          jobNames: this.options.jobTypes,
-          rearmSignal: this.signals[0],
-        });
-        for (const entry of entries) this.dispatch(entry);
-        if (entries.length < want && !this.stopping) await this.waitForWork();
+        // Not awaited: the promotion and the dequeue go out back to back on one connection, so Redis runs
+        // the promotion first and the dequeue sees what it moved, in one round trip.
+        if (Date.now() >= this.nextPromoteAt && !this.promoting)
+          void this.promote().catch((err: unknown) => this.promoteFailed(err));
+        this.startFetch(Math.min(free, batch));
       } catch (err) {
         if (this.stopping) break;
         this.logger.error({ err: errorMessage(err) }, 'Fetching jobs failed');
         await sleep(1000);
       }
     }
+    // Jobs a dequeue still in flight delivers are released by dispatch (the worker is stopping).
+    while (this.fetches > 0) await new Promise<void>((resolve) => (this.loopWaiter = resolve));
+  }
+
+  /** Wakes the fetch loop (a slot was freed or a dequeue returned). */
+  private wakeLoop(): void {
+    const waiter = this.loopWaiter;
+    this.loopWaiter = undefined;
+    waiter?.();
+  }
+
+  /** Starts a dequeue of up to `want` jobs; its slots stay reserved until it returns. */
+  private startFetch(want: number): void {
+    this.fetches++;
+    this.reserved += want;
+    this.queue
+      .dequeue({
+        workerId: this.id,
+        leaseMs: this.options.leaseMs,
+        max: want,
+        lists: this.lists,
+        jobNames: this.options.jobTypes,
+        rearmSignal: this.signals[0],
+      })
+      .then(
+        (entries) => {
+          this.fetches--;
+          this.reserved -= want;
+          if (entries.length < want) this.drained = true;
+          for (const entry of entries) this.dispatch(entry);
+        },
+        (err: unknown) => {
+          this.fetches--;
+          this.reserved -= want;
+          if (!this.stopping) {
+            this.logger.error({ err: errorMessage(err) }, 'Fetching jobs failed');
+            this.fetchPausedUntil = Date.now() + 1000;
+          }
+        },
+      )
+      .finally(() => this.wakeLoop());
   }
 
   private async waitForWork(): Promise<void> {
@@ -304,10 +386,23 @@ export class Worker {
     }
   }
 
-  private async promote(): Promise<void> {
+  /** Promotes due scheduled jobs; one promotion at a time (a call during one shares it). */
+  private promote(): Promise<void> {
+    this.promoting ??= this.promoteNow().finally(() => (this.promoting = undefined));
+    return this.promoting;
+  }
+
+  private async promoteNow(): Promise<void> {
+    const asked = this.nextPromoteAt;
     const { moved, nextDueAt } = await this.queue.promoteDue();
     if (moved > 0) this.logger.debug({ moved }, 'Scheduled jobs promoted');
-    this.nextPromoteAt = Math.min(Date.now() + 1000, nextDueAt ? nextDueAt.getTime() : Infinity);
+    const next = Math.min(Date.now() + 1000, nextDueAt ? nextDueAt.getTime() : Infinity);
+    // A wake-up or a retry during the call may have asked for an earlier look: keep it.
+    this.nextPromoteAt = this.nextPromoteAt < asked ? Math.min(this.nextPromoteAt, next) : next;
+  }
+
+  private promoteFailed(err: unknown): void {
+    if (!this.stopping) this.logger.error({ err: errorMessage(err) }, 'Promoting scheduled jobs failed');
   }
 
   /** Every second: promote due scheduled jobs and return jobs whose lease expired (a dead worker's). */
@@ -339,12 +434,7 @@ export class Worker {
 
   /** Tracks a job this worker holds a lease for, until its settlement is written. */
   private hold(entry: DequeuedEntry): Held {
-    const held: Held = {
-      id: entry.id,
-      sourceList: entry.sourceList,
-      abort: new AbortController(),
-      decided: false,
-    };
+    const held: Held = { id: entry.id, sourceList: entry.sourceList, decided: false };
     this.held.set(entry.id, held);
     return held;
   }
@@ -382,39 +472,65 @@ export class Worker {
   private async execute(held: Held, job: Job): Promise<void> {
     const started = Date.now();
     const attempt = job.attempts + 1;
-    const log = this.logger.child({ job_id: job.id, job_name: job.name, attempt });
-    let outcome: { ok: true; value: unknown } | { ok: false; error: unknown };
+    // The per-job child logger is made only when something logs with it (most jobs log nothing).
+    let jobLogger: Logger | undefined;
+    const logOf = (): Logger =>
+      (jobLogger ??= this.logger.child({ job_id: job.id, job_name: job.name, attempt }));
     let handlerSettled = false;
     let countedAbandoned = false;
     const timer = setTimeout(
-      () => held.abort.abort(new TimeoutError(this.options.jobTimeoutMs)),
+      () => abortHeld(held, new TimeoutError(this.options.jobTimeoutMs)),
       this.options.jobTimeoutMs,
     );
-    try {
-      const handler = this.options.handlers[job.name];
-      if (!handler) throw new Error(`no handler registered for job name ${JSON.stringify(job.name)}`);
-      const handlerJob: HandlerJob = { ...job, data: JSON.parse(job.payload) as unknown };
-      const aborted = new Promise<never>((_, reject) => {
-        if (held.abort.signal.aborted) reject(held.abort.signal.reason as Error);
-        held.abort.signal.addEventListener('abort', () => reject(held.abort.signal.reason as Error), {
-          once: true,
-        });
-      });
-      const running = Promise.resolve().then(() =>
-        handler(handlerJob, { signal: held.abort.signal, logger: log, attempt, workerId: this.id }),
-      );
-      const onHandlerSettled = () => {
-        handlerSettled = true;
-        if (countedAbandoned) this.counters.abandoned--;
-      };
-      running.then(onHandlerSettled, onHandlerSettled);
-      outcome = { ok: true, value: await Promise.race([running, aborted]) };
-    } catch (error) {
-      outcome = { ok: false, error };
-    } finally {
-      clearTimeout(timer);
-    }
-    if (!handlerSettled && held.abort.signal.aborted) {
+    let outcome = await new Promise<{ ok: true; value: unknown } | { ok: false; error: unknown }>(
+      (resolve) => {
+        const onHandlerSettled = () => {
+          handlerSettled = true;
+          if (countedAbandoned) this.counters.abandoned--;
+        };
+        const handler = this.options.handlers[job.name];
+        if (!handler) {
+          handlerSettled = true;
+          const error = new Error(`no handler registered for job name ${JSON.stringify(job.name)}`);
+          resolve({ ok: false, error });
+          return;
+        }
+        held.onAbort = (reason) => resolve({ ok: false, error: reason });
+        if (held.abortReason !== undefined) held.onAbort(held.abortReason);
+        const workerId = this.id;
+        const context: HandlerContext = {
+          get signal() {
+            return signalOf(held);
+          },
+          get logger() {
+            return logOf();
+          },
+          attempt,
+          workerId,
+        };
+        let running: Promise<unknown>;
+        try {
+          const handlerJob: HandlerJob = { ...job, data: JSON.parse(job.payload) as unknown };
+          const value = handler(handlerJob, context);
+          running = Promise.resolve(value);
+        } catch (error) {
+          running = Promise.reject(error);
+        }
+        running.then(
+          (value) => {
+            onHandlerSettled();
+            resolve({ ok: true, value });
+          },
+          (error: unknown) => {
+            onHandlerSettled();
+            resolve({ ok: false, error });
+          },
+        );
+      },
+    );
+    clearTimeout(timer);
+    held.onAbort = undefined;
+    if (!handlerSettled && held.abortReason !== undefined) {
       // The handler ignored its abort signal: the job is settled and the slot freed without it; the
       // stray promise is counted until it ends.
       countedAbandoned = true;
@@ -423,8 +539,7 @@ export class Worker {
     const durationMs = Date.now() - started;
     this.running--;
     this.busyMs += Date.now() - Math.max(started, this.busyWindowStart);
-    this.slotWaiter?.();
-    this.slotWaiter = undefined;
+    this.wakeLoop();
     if (held.decided) return; // released at shutdown or lease lost: the outcome no longer counts
     this.counters.processed++;
     this.durationTotalMs += durationMs;
@@ -440,9 +555,14 @@ export class Worker {
       }
       if (outcome.ok) {
         this.counters.completed++;
-        log.debug({ duration_ms: durationMs }, 'Job completed');
-        const done: Job = { ...job, status: 'completed', updatedAt: new Date().toISOString() };
-        delete done.scheduledFor;
+        if (this.logger.isLevelEnabled('debug')) logOf().debug({ duration_ms: durationMs }, 'Job completed');
+        // scheduledFor: undefined rather than `delete`, which would slow the object down.
+        const done: Job = {
+          ...job,
+          status: 'completed',
+          updatedAt: new Date().toISOString(),
+          scheduledFor: undefined,
+        };
         this.settle(held, {
           id: job.id,
           action: 'complete',
@@ -453,7 +573,7 @@ export class Worker {
         return;
       }
     }
-    this.fail(held, job, outcome.error, durationMs, log);
+    this.fail(held, job, outcome.error, durationMs, logOf());
   }
 
   private fail(held: Held, job: Job, error: unknown, durationMs: number, log: Logger): void {
@@ -494,7 +614,7 @@ export class Worker {
   }
 
   private release(held: Held): void {
-    held.abort.abort(new ShutdownError());
+    abortHeld(held, new ShutdownError());
     this.settle(held, { id: held.id, action: 'release', target: held.sourceList });
   }
 
@@ -506,6 +626,8 @@ export class Worker {
   }
 
   private async flush(): Promise<void> {
+    // Let the other jobs ending in this turn of the event loop join the batch.
+    await new Promise((resolve) => setImmediate(resolve));
     try {
       while (this.pending.length > 0) {
         const batch = this.pending.splice(0, 200);
@@ -541,7 +663,7 @@ export class Worker {
       const held = this.held.get(id);
       if (held && !held.decided) {
         held.decided = true;
-        held.abort.abort(new Error('lease lost'));
+        abortHeld(held, new Error('lease lost'));
         this.held.delete(id);
         this.logger.warn({ job_id: id }, 'Lease lost while the job ran; another worker may run it again');
       }
@@ -614,7 +736,7 @@ export class Worker {
       'Worker stopping',
     );
     this.blocking.disconnect();
-    this.slotWaiter?.();
+    this.wakeLoop();
     const deadline = Date.now() + this.options.shutdownTimeoutMs;
     while (this.running > 0 && Date.now() < deadline) await sleep(Math.min(50, deadline - Date.now()));
     // The fetch loop ends at its next step; with Redis unreachable that step may never come.

@@ -32,6 +32,8 @@ local t = tonumber(ARGV[9 + m])
 local allowed = {}
 for i = 1, t do allowed[ARGV[9 + m + i]] = true end
 
+-- RPOP with a count exists since Redis 6.2; REDIS_VERSION_NUM since 7.0 (older servers pop one by one).
+local popMany = (redis.REDIS_VERSION_NUM or 0) >= 0x060200
 local out = {}
 local taken = 0
 local budget = want * 4 + 100 -- bounds the work of one call when many ids have no document
@@ -45,10 +47,15 @@ local function missing(id, listIndex)
   out[#out + 1] = listIndex
 end
 
+-- The processing, lease and owner writes of the jobs taken are made at the end, one variadic command each.
+local takenIds, leaseArgs, ownerArgs = {}, {}, {}
+
 local function take(id, doc, listIndex)
-  redis.call('LPUSH', processing, id)
-  redis.call('ZADD', leases, deadline, id)
-  redis.call('HSET', owners, id, owner)
+  takenIds[#takenIds + 1] = id
+  leaseArgs[#leaseArgs + 1] = deadline
+  leaseArgs[#leaseArgs + 1] = id
+  ownerArgs[#ownerArgs + 1] = id
+  ownerArgs[#ownerArgs + 1] = owner
   out[#out + 1] = id
   out[#out + 1] = doc
   out[#out + 1] = listIndex
@@ -66,11 +73,29 @@ for li = 1, m do
   local list = ARGV[7 + li]
   if lookahead == 0 then
     while taken < want and budget > 0 do
-      budget = budget - 1
-      local id = redis.call('RPOP', list)
-      if not id then break end
-      local doc = redis.call('GET', jobPrefix .. id)
-      if doc then take(id, doc, li) else missing(id, li) end
+      -- Pop as many ids as are still wanted (one RPOP with a count where Redis has it, 6.2+), then read
+      -- their documents with one MGET.
+      local count = math.min(want - taken, budget)
+      local ids
+      if popMany then
+        ids = redis.call('RPOP', list, count) or {}
+      else
+        ids = {}
+        for _ = 1, count do
+          local id = redis.call('RPOP', list)
+          if not id then break end
+          ids[#ids + 1] = id
+        end
+      end
+      if #ids == 0 then break end
+      budget = budget - #ids
+      local docKeys = {}
+      for i = 1, #ids do docKeys[i] = jobPrefix .. ids[i] end
+      local docs = bananasMget(docKeys)
+      for i = 1, #ids do
+        if docs[i] then take(ids[i], docs[i], li) else missing(ids[i], li) end
+      end
+      if #ids < count then break end
     end
   else
     local ids = redis.call('LRANGE', list, -lookahead, -1)
@@ -88,6 +113,12 @@ for li = 1, m do
       end
     end
   end
+end
+
+if taken > 0 then
+  bananasVariadic('LPUSH', processing, takenIds)
+  bananasVariadic('ZADD', leases, leaseArgs)
+  bananasVariadic('HSET', owners, ownerArgs)
 end
 
 if rearm ~= '' and taken >= want then

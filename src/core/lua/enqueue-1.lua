@@ -15,12 +15,20 @@ local jobPrefix = ARGV[1]
 local n = tonumber(ARGV[2])
 local results = {}
 local woken = {}
+-- Ready ids are pushed at the end, one variadic LPUSH per list, in the order given.
+local ready, readyLists = {}, {}
 for i = 0, n - 1 do
   local base = 3 + i * 5
   local id, doc, list, signal, score = ARGV[base], ARGV[base + 1], ARGV[base + 2], ARGV[base + 3], ARGV[base + 4]
   if redis.call('SET', jobPrefix .. id, doc, 'NX') then
     if score == '' then
-      redis.call('LPUSH', list, id)
+      local ids = ready[list]
+      if not ids then
+        ids = {}
+        ready[list] = ids
+        readyLists[#readyLists + 1] = list
+      end
+      ids[#ids + 1] = id
     else
       redis.call('ZADD', scheduled, score, id)
     end
@@ -30,4 +38,5 @@ for i = 0, n - 1 do
     results[#results + 1] = 0
   end
 end
+for _, list in ipairs(readyLists) do bananasVariadic('LPUSH', list, ready[list]) end
 return results

@@ -33,46 +33,69 @@ local completedAt = ARGV[8 + n * 10]
 local results = {}
 local counts = { completed = 0, retried = 0, failed = 0, released = 0 }
 
+-- Pass 1: which entries the caller still holds (an id given twice is applied once). Their lease and
+-- owner entries, and the result hashes about to be rewritten, go with one variadic command each.
+local applied, appliedIds, resultKeys, seen = {}, {}, {}, {}
 for i = 0, n - 1 do
   local b = 8 + i * 10
+  local id = ARGV[b]
+  if not seen[id] and redis.call('HGET', owners, id) == owner then
+    seen[id] = true
+    applied[#applied + 1] = b
+    appliedIds[#appliedIds + 1] = id
+    if ARGV[b + 6] ~= '' then resultKeys[#resultKeys + 1] = resultPrefix .. id end
+    results[i + 1] = 1
+  else
+    results[i + 1] = 0
+  end
+end
+if #appliedIds > 0 then
+  bananasVariadic('ZREM', leases, appliedIds)
+  bananasVariadic('HDEL', owners, appliedIds)
+  bananasVariadic('DEL', nil, resultKeys)
+end
+
+-- Pass 2: apply them.
+for _, b in ipairs(applied) do
   local id, action, doc, docTtl, score, target = ARGV[b], ARGV[b + 1], ARGV[b + 2], ARGV[b + 3], ARGV[b + 4], ARGV[b + 5]
   local resultStatus, resultJson, errorText, durationMs = ARGV[b + 6], ARGV[b + 7], ARGV[b + 8], ARGV[b + 9]
-  if redis.call('HGET', owners, id) ~= owner then
-    results[#results + 1] = 0
-  else
-    redis.call('LREM', processing, -1, id)
-    redis.call('ZREM', leases, id)
-    redis.call('HDEL', owners, id)
-    if doc ~= '' then
-      if docTtl ~= '0' then
-        redis.call('SET', jobPrefix .. id, doc, 'EX', docTtl)
-      else
-        redis.call('SET', jobPrefix .. id, doc)
-      end
+  redis.call('LREM', processing, -1, id)
+  if doc ~= '' then
+    if docTtl ~= '0' then
+      redis.call('SET', jobPrefix .. id, doc, 'EX', docTtl)
+    else
+      redis.call('SET', jobPrefix .. id, doc)
     end
-    if action == 'complete' then
-      counts.completed = counts.completed + 1
-    elseif action == 'retry' then
-      redis.call('ZADD', scheduled, score, id)
-      if target ~= '' then bananasWake(target) end
-      counts.retried = counts.retried + 1
-    elseif action == 'dead' then
-      redis.call('LPUSH', dead, id)
-      counts.failed = counts.failed + 1
-    elseif action == 'release' then
-      redis.call('RPUSH', target, id)
-      counts.released = counts.released + 1
-    end
-    if resultStatus ~= '' then
-      local resultKey = resultPrefix .. id
-      redis.call('DEL', resultKey)
+  end
+  if action == 'complete' then
+    counts.completed = counts.completed + 1
+  elseif action == 'retry' then
+    redis.call('ZADD', scheduled, score, id)
+    if target ~= '' then bananasWake(target) end
+    counts.retried = counts.retried + 1
+  elseif action == 'dead' then
+    redis.call('LPUSH', dead, id)
+    counts.failed = counts.failed + 1
+  elseif action == 'release' then
+    redis.call('RPUSH', target, id)
+    counts.released = counts.released + 1
+  end
+  if resultStatus ~= '' then
+    local resultKey = resultPrefix .. id
+    if resultJson ~= '' and errorText ~= '' then
+      redis.call('HSET', resultKey, 'status', resultStatus, 'completed_at', completedAt, 'duration_ms', durationMs,
+        'result', resultJson, 'error', errorText)
+    elseif resultJson ~= '' then
+      redis.call('HSET', resultKey, 'status', resultStatus, 'completed_at', completedAt, 'duration_ms', durationMs,
+        'result', resultJson)
+    elseif errorText ~= '' then
+      redis.call('HSET', resultKey, 'status', resultStatus, 'completed_at', completedAt, 'duration_ms', durationMs,
+        'error', errorText)
+    else
       redis.call('HSET', resultKey, 'status', resultStatus, 'completed_at', completedAt, 'duration_ms', durationMs)
-      if resultJson ~= '' then redis.call('HSET', resultKey, 'result', resultJson) end
-      if errorText ~= '' then redis.call('HSET', resultKey, 'error', errorText) end
-      redis.call('EXPIRE', resultKey, resultStatus == 'completed' and ttlCompleted or ttlFailed)
-      redis.call('PUBLISH', resultPrefix .. 'notify:' .. id, resultStatus)
     end
-    results[#results + 1] = 1
+    redis.call('EXPIRE', resultKey, resultStatus == 'completed' and ttlCompleted or ttlFailed)
+    redis.call('PUBLISH', resultPrefix .. 'notify:' .. id, resultStatus)
   end
 end
 

@@ -1,0 +1,119 @@
+/**
+ * Where the time goes when a bananas worker drains a queue: Redis CPU and `INFO commandstats` per job,
+ * the worker process's CPU per job, and the script calls per job. Not part of npm test.
+ *
+ *   npx tsx bench/profile.ts [jobs=50000] [concurrency=50]
+ *   PROFILE_CPU=1 npx tsx bench/profile.ts   # also writes a V8 CPU profile of the worker (bench/results/*.cpuprofile)
+ */
+import { execFileSync, spawn } from 'node:child_process';
+import { mkdirSync } from 'node:fs';
+import { Redis } from 'ioredis';
+import { LocalRedisServer } from '../src/core/local-redis.js';
+import { Queue } from '../src/core/queue.js';
+import { printMachine } from './machine.js';
+
+const jobs = Number(process.argv[2] ?? 50_000);
+const concurrency = Number(process.argv[3] ?? 50);
+
+execFileSync(process.execPath, ['scripts/build.mjs'], { stdio: 'inherit' }); // the child runs dist/
+const server = await LocalRedisServer.start();
+const redis = new Redis(server.url);
+const queue = new Queue(redis);
+for (let i = 0; i < jobs; i += 1000) {
+  await queue.enqueueBatch(
+    Array.from({ length: Math.min(1000, jobs - i) }, () => ({ name: 'noop', payload: {} })),
+  );
+}
+
+async function redisCpuSeconds(): Promise<number> {
+  const info = await redis.info('cpu');
+  const user = Number(/used_cpu_user:([\d.]+)/.exec(info)?.[1]);
+  const sys = Number(/used_cpu_sys:([\d.]+)/.exec(info)?.[1]);
+  return user + sys;
+}
+
+interface CommandStat {
+  calls: number;
+  usec: number;
+}
+async function commandStats(): Promise<Map<string, CommandStat>> {
+  const out = new Map<string, CommandStat>();
+  for (const line of (await redis.info('commandstats')).split('\n')) {
+    const m = /^cmdstat_([^:]+):calls=(\d+),usec=(\d+)/.exec(line.trim());
+    if (m) out.set(m[1]!, { calls: Number(m[2]), usec: Number(m[3]) });
+  }
+  return out;
+}
+
+await redis.config('RESETSTAT');
+async function netBytes(): Promise<{ input: number; output: number }> {
+  const info = await redis.info('stats');
+  return {
+    input: Number(/total_net_input_bytes:(\d+)/.exec(info)?.[1]),
+    output: Number(/total_net_output_bytes:(\d+)/.exec(info)?.[1]),
+  };
+}
+const cpuBefore = await redisCpuSeconds();
+const netBefore = await netBytes();
+mkdirSync('bench/results', { recursive: true });
+const nodeArgs = process.env.PROFILE_CPU === '1' ? ['--cpu-prof', '--cpu-prof-dir=bench/results'] : [];
+const result = await new Promise<{ wall_ms: number; cpu_ms?: number; rss_mib?: number }>(
+  (resolve, reject) => {
+    const child = spawn(
+      process.execPath,
+      [
+        ...nodeArgs,
+        '--import',
+        'tsx',
+        'bench/worker-child.ts',
+        'bananas',
+        server.url,
+        String(concurrency),
+        'drain',
+        String(jobs),
+      ],
+      { stdio: ['pipe', 'pipe', 'inherit'] },
+    );
+    let out = '';
+    child.stdout.on('data', (c: Buffer) => {
+      out += c.toString();
+      if (out.includes('"ready"')) child.stdin.end('go\n');
+    });
+    child.on('exit', (code) => {
+      if (code !== 0) return reject(new Error(`worker child exited ${code}`));
+      const last = out.trim().split('\n').pop()!;
+      resolve(JSON.parse(last) as { wall_ms: number; cpu_ms?: number; rss_mib?: number });
+    });
+  },
+);
+const redisCpuMs = ((await redisCpuSeconds()) - cpuBefore) * 1000;
+const netAfter = await netBytes();
+const stats = await commandStats();
+
+printMachine();
+console.log(
+  `${jobs} no-op jobs, concurrency ${concurrency}: ${Math.round(jobs / (result.wall_ms / 1000))} jobs/s, ` +
+    `wall ${result.wall_ms} ms, peak RSS ${result.rss_mib?.toFixed(0)} MiB`,
+);
+console.log(
+  `Redis CPU ${((1000 * redisCpuMs) / jobs).toFixed(1)} µs/job (${((100 * redisCpuMs) / result.wall_ms).toFixed(0)} % of a core); ` +
+    `worker CPU ${result.cpu_ms ? ((1000 * result.cpu_ms) / jobs).toFixed(1) : '?'} µs/job` +
+    (result.cpu_ms ? ` (${((100 * result.cpu_ms) / result.wall_ms).toFixed(0)} % of a core)` : ''),
+);
+console.log(
+  `bytes per job: to Redis ${((netAfter.input - netBefore.input) / jobs).toFixed(0)}, ` +
+    `from Redis ${((netAfter.output - netBefore.output) / jobs).toFixed(0)}`,
+);
+console.log(
+  `${'command'.padEnd(16)} ${'calls/job'.padStart(10)} ${'µs/job'.padStart(8)} ${'µs/call'.padStart(8)}`,
+);
+const sorted = [...stats.entries()].sort((a, b) => b[1].usec - a[1].usec);
+for (const [name, s] of sorted) {
+  if (s.calls / jobs < 0.001) continue;
+  console.log(
+    `${name.padEnd(16)} ${(s.calls / jobs).toFixed(3).padStart(10)} ${(s.usec / jobs).toFixed(2).padStart(8)} ${(s.usec / s.calls).toFixed(2).padStart(8)}`,
+  );
+}
+redis.disconnect();
+await server.destroy();
+process.exit(0);
