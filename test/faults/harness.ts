@@ -6,8 +6,8 @@
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { Redis } from 'ioredis';
 import { decodeJob } from '../../src/core/codec.js';
+import type { RedisClient } from '../../src/core/connection.js';
 import { Keys } from '../../src/core/keys.js';
 import { pageList } from '../../src/core/iterate.js';
 import { cleanEnv, startCli, type CliProcess } from '../helpers/cli.js';
@@ -90,7 +90,7 @@ export interface Placement {
 }
 
 /** Where every id stands: document status, and every list/set still referencing it. */
-export async function placement(redis: Redis, keys: Keys, ids: string[]): Promise<Placement> {
+export async function placement(redis: RedisClient, keys: Keys, ids: string[]): Promise<Placement> {
   const notCompleted: string[] = [];
   for (let i = 0; i < ids.length; i += 1000) {
     const batch = ids.slice(i, i + 1000);
@@ -119,18 +119,26 @@ export async function placement(redis: Redis, keys: Keys, ids: string[]): Promis
   return { notCompleted, referenced };
 }
 
-/** Polls until every id's document is completed and nothing references it, or the time runs out. */
+/**
+ * Polls until every id's document is completed and nothing references it, or the time runs out. A failed
+ * look (Redis restarting, a failover in progress) counts as "not yet".
+ */
 export async function waitAllCompleted(
-  redis: Redis,
+  redis: RedisClient,
   keys: Keys,
   ids: string[],
   timeoutMs: number,
 ): Promise<Placement> {
   const deadline = Date.now() + timeoutMs;
+  let last: Placement | undefined;
   for (;;) {
-    const state = await placement(redis, keys, ids);
-    if ((state.notCompleted.length === 0 && state.referenced.size === 0) || Date.now() > deadline)
-      return state;
+    try {
+      last = await placement(redis, keys, ids);
+      if (last.notCompleted.length === 0 && last.referenced.size === 0) return last;
+    } catch {
+      // Ask again.
+    }
+    if (Date.now() > deadline) return last ?? { notCompleted: [...ids], referenced: new Map() };
     await new Promise((r) => setTimeout(r, 250));
   }
 }

@@ -1,62 +1,13 @@
 /**
- * What the failover scenarios check, for any client (cluster, sentinel): where every id stands, polled
- * until everything completed; and a results table printed at the end of the file.
+ * What the failover scenarios share (cluster, sentinel): enqueueing the work and a results table printed
+ * at the end of the file. Where every id stands is checked with the fault suite's placement helpers.
  */
-import { decodeJob } from '../../src/core/codec.js';
+import { expect } from 'vitest';
 import type { RedisClient } from '../../src/core/connection.js';
-import { pageList } from '../../src/core/iterate.js';
 import type { Keys } from '../../src/core/keys.js';
 import type { Queue } from '../../src/core/queue.js';
-
-export interface Placement {
-  /** Ids whose document is missing or not `completed`. */
-  notCompleted: string[];
-  /** Ids still referenced from a ready list, processing, the dead-letter list or the scheduled set. */
-  referenced: Set<string>;
-}
-
-export async function placement(redis: RedisClient, keys: Keys, ids: string[]): Promise<Placement> {
-  const notCompleted: string[] = [];
-  for (let i = 0; i < ids.length; i += 500) {
-    const batch = ids.slice(i, i + 500);
-    const docs = await redis.mget(batch.map((id) => keys.job(id)));
-    docs.forEach((doc, j) => {
-      const decoded = doc === null ? undefined : decodeJob(doc);
-      if (!decoded?.ok || decoded.job.status !== 'completed') notCompleted.push(batch[j] as string);
-    });
-  }
-  const referenced = new Set<string>();
-  const lists = [
-    ...(['high', 'normal', 'low'] as const).flatMap((p) => keys.queuesServed(p, 'default')),
-    keys.processing,
-    keys.dead,
-  ];
-  for (const list of lists)
-    for await (const page of pageList(redis, list)) for (const id of page) referenced.add(id);
-  for (const id of await redis.zrange(keys.scheduled, 0, -1)) referenced.add(id);
-  return { notCompleted, referenced };
-}
-
-/** Polls until every id completed and nothing references it (or the time runs out); errors count as "not yet". */
-export async function waitAllCompleted(
-  redis: RedisClient,
-  keys: Keys,
-  ids: string[],
-  timeoutMs: number,
-): Promise<Placement> {
-  const deadline = Date.now() + timeoutMs;
-  let last: Placement | undefined;
-  for (;;) {
-    try {
-      last = await placement(redis, keys, ids);
-      if (last.notCompleted.length === 0 && last.referenced.size === 0) return last;
-    } catch {
-      // A failover in progress: ask again.
-    }
-    if (Date.now() > deadline) return last ?? { notCompleted: [...ids], referenced: new Set() };
-    await new Promise((r) => setTimeout(r, 250));
-  }
-}
+import { tally, waitAllCompleted, type RunLog } from '../faults/harness.js';
+import type { CliProcess } from '../helpers/cli.js';
 
 export async function enqueueWork(
   queue: Queue,
@@ -103,4 +54,40 @@ export function printScaleResults(results: ScaleResult[]): void {
       .join('  ');
   const notes = results.filter((r) => r.notes).map((r) => `  ${r.scenario}: ${r.notes}`);
   console.log(['', 'Scale failover results', line(header), ...rows.map(line), ...notes, ''].join('\n'));
+}
+
+/**
+ * After a failover: waits until every job completed, records the scenario's row, and checks the invariant
+ * (nothing lost, nothing left anywhere, every job ran, every worker process still running).
+ */
+export async function expectAllDoneAfterFailover(
+  run: {
+    scenario: string;
+    redis: RedisClient;
+    keys: Keys;
+    ids: string[];
+    runs: RunLog;
+    workers: CliProcess[];
+    killedAt: number;
+    failoverMs: number;
+  },
+  results: ScaleResult[],
+): Promise<void> {
+  const state = await waitAllCompleted(run.redis, run.keys, run.ids, 120_000);
+  const recoveryMs = Date.now() - run.killedAt;
+  const { neverRan, duplicated } = tally(run.runs, run.ids);
+  results.push({
+    scenario: run.scenario,
+    jobs: run.ids.length,
+    lost: state.notCompleted.length,
+    duplicated,
+    misplaced: state.referenced.size,
+    failover_ms: run.failoverMs,
+    recovery_ms: recoveryMs,
+  });
+  for (const w of run.workers)
+    expect(w.child.exitCode, `worker exited:\n${w.output().slice(-2000)}`).toBeNull();
+  expect(state.notCompleted).toEqual([]);
+  expect([...state.referenced]).toEqual([]);
+  expect(neverRan).toBe(0);
 }

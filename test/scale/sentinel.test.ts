@@ -18,7 +18,7 @@ import {
   type SnapshotBuild,
 } from '../helpers/cli.js';
 import { waitFor } from '../helpers/context.js';
-import { enqueueWork, printScaleResults, waitAllCompleted, type ScaleResult } from './harness.js';
+import { enqueueWork, expectAllDoneAfterFailover, printScaleResults, type ScaleResult } from './harness.js';
 import { freeClusterPort, LocalSentinelGroup, until } from './servers.js';
 
 const JOBS = Number(process.env.SCALE_JOBS ?? 3000);
@@ -96,23 +96,19 @@ describe('Sentinel', () => {
       'sentinel failover',
     );
     const failoverMs = Date.now() - killedAt;
-    const state = await waitAllCompleted(redis, queue.keys, ids, 120_000);
-    const recoveryMs = Date.now() - killedAt;
-    const { neverRan, duplicated } = tally(runs, ids);
-    results.push({
-      scenario: 'sentinel: SIGKILL master',
-      jobs: JOBS,
-      lost: state.notCompleted.length,
-      duplicated,
-      misplaced: state.referenced.size,
-      failover_ms: failoverMs,
-      recovery_ms: recoveryMs,
-    });
-    for (const w of workers)
-      expect(w.child.exitCode, `worker exited:\n${w.output().slice(-2000)}`).toBeNull();
-    expect(state.notCompleted).toEqual([]);
-    expect([...state.referenced]).toEqual([]);
-    expect(neverRan).toBe(0);
+    await expectAllDoneAfterFailover(
+      {
+        scenario: 'sentinel: SIGKILL master',
+        redis,
+        keys: queue.keys,
+        ids,
+        runs,
+        workers,
+        killedAt,
+        failoverMs,
+      },
+      results,
+    );
     const stats = await cli(['queue', 'stats', '--json']);
     expect(stats.code).toBe(0);
     expect((JSON.parse(stats.stdout) as { ready: { total: number } }).ready.total).toBe(0);
