@@ -10,7 +10,10 @@
  * is byte for byte what was read. An interruption (Ctrl-C, SIGKILL) between or during batches therefore
  * leaves every job in exactly one place. A sweep examines at most as many entries as the list held when
  * it started, and never handles an id twice: a job that fails again meanwhile is pushed at the head,
- * beyond the sweep, and is remembered anyway.
+ * beyond the sweep, and is remembered anyway. Each window is read with the entry just before it, which
+ * must be the last one the sweep read: when someone else (a second requeue) removed entries nearer the
+ * tail meanwhile, positions have shifted, and the sweep reads again from where it settled instead of
+ * passing over the shifted entries.
  */
 import type { RedisClient } from '../core/connection.js';
 import { encodeJob, resetForRequeue, type Job } from '../core/codec.js';
@@ -113,6 +116,8 @@ interface Planned {
 interface Batch {
   /** List positions the batch read covers. */
   read: number;
+  /** The id read farthest from the tail: the entry just before the next window (see `sweep`). */
+  farthest?: string;
   /** Entries examined and left in place by this sweep's decision (not matching, not a job, duplicate). */
   left: number;
   planned: Planned[];
@@ -175,7 +180,7 @@ class Requeue {
     matches: (e: ClassifiedEntry) => boolean,
   ): Batch {
     const now = this.now().toISOString();
-    const batch: Batch = { read: entries.length, left: 0, planned: [] };
+    const batch: Batch = { read: entries.length, farthest: entries.at(-1)?.id, left: 0, planned: [] };
     for (const raw of entries) {
       if (batch.planned.length >= room) break;
       this.result.examined++;
@@ -347,7 +352,11 @@ async function sweep(run: Requeue, filter: DeadLetterFilter): Promise<RequeueRes
     const inFlight = batch.planned.length;
     const more = !options.signal?.aborted && result.examined < length && room(inFlight) > 0;
     const offset = kept + batch.read;
-    const nextIds = more ? await readIdsFromTail(redis, keys, offset, want()) : [];
+    // The window comes with its anchor, the entry just before it (LRANGE order: the anchor is last).
+    const window = more ? await readIdsFromTail(redis, keys, offset - 1, want() + 1) : [];
+    // No anchor at all (the list got shorter than the offset) counts as shifted too.
+    const shifted = more && window.at(-1) !== batch.farthest;
+    const nextIds = shifted ? [] : window.slice(0, -1);
     const nextDocuments =
       nextIds.length > 0 ? redis.mgetBuffer(nextIds.map((id) => keys.job(id))) : undefined;
     const codes = run.send(batch.planned);
@@ -360,8 +369,9 @@ async function sweep(run: Requeue, filter: DeadLetterFilter): Promise<RequeueRes
     // A dry run moves nothing: everything it examined stays where it is.
     kept += result.dry_run ? batch.read : batch.left + leftByScript;
     options.onProgress?.({ examined: result.examined, total: length, requeued: result.requeued });
-    if (!next && !more && result.examined < length && room(0) > 0 && !options.signal?.aborted) {
-      // The limit looked reached but some jobs changed under us: carry on from the settled position.
+    if (!next && (shifted || !more) && result.examined < length && room(0) > 0 && !options.signal?.aborted) {
+      // Positions shifted under the sweep, or the limit looked reached but some jobs changed under us:
+      // carry on from the settled position.
       const entries = await readFromTail(redis, keys, kept, want());
       if (entries.length > 0) next = run.classify(entries, 0, room(0), matches);
     }

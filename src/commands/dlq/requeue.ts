@@ -117,10 +117,7 @@ function render(result: RequeueResult): string {
   if (result.not_matching > 0) lines.push(`${formatCount(result.not_matching)} other entries did not match.`);
   if (result.gone > 0) {
     // Another sweep's moves shift the positions this one reads: it may have passed over some entries.
-    lines.push(
-      `${formatCount(result.gone)} were moved by someone else meanwhile; if that was another requeue, ` +
-        'run this one again once both have ended to take any entries they passed over.',
-    );
+    lines.push(`${formatCount(result.gone)} were moved by someone else meanwhile.`);
   }
   if (result.interrupted)
     lines.push(color.yellow('Interrupted: the rest was not examined (every job is in exactly one place).'));
