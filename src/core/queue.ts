@@ -77,6 +77,13 @@ export interface DequeuedEntry {
   sourceList: string;
 }
 
+/** A key that holds another kind of value than bananas writes there (e.g. a string where a list belongs). */
+export interface WrongKindKey {
+  key: string;
+  /** What the key holds, as TYPE names it (`string`, `hash`, `set`, `zset`, `list`, `stream`). */
+  type: string;
+}
+
 export interface DequeueRequest {
   workerId: string;
   leaseMs: number;
@@ -89,6 +96,11 @@ export interface DequeueRequest {
   lookahead?: number;
   /** Signal list to re-arm when a full batch leaves jobs behind (wakes another idle worker). */
   rearmSignal?: string;
+  /**
+   * Called for each ready list skipped because it holds another kind of value: nothing is written to it
+   * and the other lists are served as usual.
+   */
+  onWrongKind?: (wrong: WrongKindKey) => void;
 }
 
 export type FinishAction = 'complete' | 'retry' | 'dead' | 'release';
@@ -241,6 +253,14 @@ export class Queue {
     const out: DequeuedEntry[] = [];
     for (let i = 0; i < flat.length; i += 3) {
       const document = flat[i + 1];
+      if ((flat[i + 2] as number) < 0) {
+        // A skipped ready list: key, its kind, minus its index.
+        request.onWrongKind?.({
+          key: (flat[i] as Buffer).toString('utf8'),
+          type: (document as Buffer).toString('utf8'),
+        });
+        continue;
+      }
       out.push({
         id: (flat[i] as Buffer).toString('utf8'),
         ...(document instanceof Buffer ? { document } : {}),
@@ -250,8 +270,17 @@ export class Queue {
     return out;
   }
 
-  /** Settles jobs held by `workerId`; returns, per entry, whether it was applied (false: lease lost). */
-  async finish(workerId: string, entries: FinishEntry[], now: Date = new Date()): Promise<boolean[]> {
+  /**
+   * Settles jobs held by `workerId`; returns, per entry, whether it was applied (false: lease lost, or a
+   * release whose target list holds another kind of value: `onWrongKind` is called with that list, and
+   * the job stays in processing under its lease).
+   */
+  async finish(
+    workerId: string,
+    entries: FinishEntry[],
+    now: Date = new Date(),
+    onWrongKind?: (wrong: { id: string; key: string }) => void,
+  ): Promise<boolean[]> {
     if (entries.length === 0) return [];
     const minute = Math.floor(now.getTime() / 60_000);
     const args: Array<string | number> = [
@@ -292,21 +321,39 @@ export class Queue {
       ],
       args,
     );
-    return replies.map((r) => r === 1);
+    return replies.map((r, i) => {
+      if (r === -1 && onWrongKind) {
+        const entry = entries[i] as FinishEntry;
+        onWrongKind({ id: entry.id, key: entry.target ?? '' });
+      }
+      return r === 1;
+    });
   }
 
-  /** Moves due scheduled jobs to their ready lists (exactly once). */
-  async promoteDue(limit = 1000, now: Date = new Date()): Promise<{ moved: number; nextDueAt?: Date }> {
-    const [moved, nextScore] = await runScript<[number, string | null]>(
+  /**
+   * Moves due scheduled jobs to their ready lists (exactly once). A job whose ready list holds another kind
+   * of value stays scheduled; those lists are reported in `wrongKind` (absent when there is none).
+   */
+  async promoteDue(
+    limit = 1000,
+    now: Date = new Date(),
+  ): Promise<{ moved: number; nextDueAt?: Date; wrongKind?: WrongKindKey[] }> {
+    const [moved, nextScore, ...skipped] = await runScript<[number, string | null, ...string[]]>(
       this.redis,
       'promote',
       [this.keys.scheduled],
       [this.keys.prefix, secondsScore(now), limit],
     );
-    if (nextScore === null) return { moved };
-    // Round up to the millisecond at which the job is due (SDK scores carry microseconds; a truncated time
-    // would not be due yet). The 0.001 absorbs float noise such as "…6229999" or x*1000 = n.0002.
-    return { moved, nextDueAt: new Date(Math.ceil(Number(nextScore) * 1000 - 0.001)) };
+    const wrongKind: WrongKindKey[] = [];
+    for (let i = 0; i + 1 < skipped.length; i += 2)
+      wrongKind.push({ key: skipped[i] as string, type: skipped[i + 1] as string });
+    return {
+      moved,
+      // Round up to the millisecond at which the job is due (SDK scores carry microseconds; a truncated
+      // time would not be due yet). The 0.001 absorbs float noise such as "…6229999" or x*1000 = n.0002.
+      ...(nextScore === null ? {} : { nextDueAt: new Date(Math.ceil(Number(nextScore) * 1000 - 0.001)) }),
+      ...(wrongKind.length > 0 ? { wrongKind } : {}),
+    };
   }
 
   /** Returns jobs whose lease expired to the head of their ready list. */

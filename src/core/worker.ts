@@ -12,7 +12,7 @@ import { errorMessage, RedisAuthError } from './errors.js';
 import type { HandlerContext, HandlerJob, HandlerMap } from './handlers.js';
 import { PRIORITIES, type Priority } from './keys.js';
 import { createLogger, type Logger } from './logger.js';
-import { Queue, type FinishEntry, type DequeuedEntry, type TtlOptions } from './queue.js';
+import { Queue, type FinishEntry, type DequeuedEntry, type TtlOptions, type WrongKindKey } from './queue.js';
 import { redactUrl } from './redact.js';
 
 export interface RetryPolicy {
@@ -116,6 +116,9 @@ class ShutdownError extends Error {
   }
 }
 
+/** A key holding the wrong kind of value is logged at most once per this interval. */
+const WRONG_KIND_LOG_INTERVAL_MS = 60_000;
+
 function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
@@ -163,6 +166,8 @@ export class Worker {
   private nextPromoteAt = 0;
   private reconcileNeeded = false;
   private promoting?: Promise<void>;
+  /** When each key holding the wrong kind of value was last logged. */
+  private readonly wrongKindLoggedAt = new Map<string, number>();
   private readonly startedAt = new Date();
   private readonly counters: WorkerStats = {
     processed: 0,
@@ -354,6 +359,8 @@ export class Worker {
         lists: this.lists,
         jobNames: this.options.jobTypes,
         rearmSignal: this.signals[0],
+        onWrongKind: (wrong) =>
+          this.warnWrongKind(wrong, 'Ready list holds the wrong kind of value: skipped'),
       })
       .then(
         (entries) => {
@@ -372,6 +379,18 @@ export class Worker {
         },
       )
       .finally(() => this.wakeLoop());
+  }
+
+  /**
+   * Logs a key that holds another kind of value than bananas writes there, at most once a minute per key
+   * (a dequeue or promotion meets it many times a second).
+   */
+  private warnWrongKind(wrong: WrongKindKey, message: string): void {
+    const now = Date.now();
+    const last = this.wrongKindLoggedAt.get(wrong.key);
+    if (last !== undefined && now - last < WRONG_KIND_LOG_INTERVAL_MS) return;
+    this.wrongKindLoggedAt.set(wrong.key, now);
+    this.logger.warn({ ...wrong }, message);
   }
 
   private async waitForWork(): Promise<void> {
@@ -394,9 +413,14 @@ export class Worker {
 
   private async promoteNow(): Promise<void> {
     const asked = this.nextPromoteAt;
-    const { moved, nextDueAt } = await this.queue.promoteDue();
+    const { moved, nextDueAt, wrongKind } = await this.queue.promoteDue();
     if (moved > 0) this.logger.debug({ moved }, 'Scheduled jobs promoted');
-    const next = Math.min(Date.now() + 1000, nextDueAt ? nextDueAt.getTime() : Infinity);
+    for (const wrong of wrongKind ?? [])
+      this.warnWrongKind(wrong, 'Ready list holds the wrong kind of value: due jobs left scheduled');
+    // Jobs left scheduled keep the earliest due time in the past: look again in a second, not at once.
+    const next = wrongKind
+      ? Date.now() + 1000
+      : Math.min(Date.now() + 1000, nextDueAt ? nextDueAt.getTime() : Infinity);
     // A wake-up or a retry during the call may have asked for an earlier look: keep it.
     this.nextPromoteAt = this.nextPromoteAt < asked ? Math.min(this.nextPromoteAt, next) : next;
   }
@@ -632,11 +656,18 @@ export class Worker {
       while (this.pending.length > 0) {
         const batch = this.pending.splice(0, 200);
         try {
-          const applied = await this.queue.finish(this.id, batch);
+          const refused = new Set<string>();
+          const applied = await this.queue.finish(this.id, batch, new Date(), ({ id, key }) => {
+            refused.add(id);
+            this.logger.warn(
+              { job_id: id, key },
+              'Ready list holds the wrong kind of value: job left in processing, recovered once the list is repaired',
+            );
+          });
           applied.forEach((ok, i) => {
             const entry = batch[i] as FinishEntry;
             this.held.delete(entry.id);
-            if (!ok) {
+            if (!ok && !refused.has(entry.id)) {
               this.logger.warn(
                 { job_id: entry.id },
                 'Lease no longer held when settling: already settled by a resent command, or recovered by another worker (then it may run again)',

@@ -7,7 +7,13 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { decodeJob, encodeJob, type Job } from '../../src/core/codec.js';
 import { DuplicateJobError, UsageError } from '../../src/core/errors.js';
 import { normalizePriority, normalizeRoutingKey, PRIORITIES, type Priority } from '../../src/core/keys.js';
-import { Queue, secondsScore, type DequeuedEntry, type EnqueueRequest } from '../../src/core/queue.js';
+import {
+  Queue,
+  secondsScore,
+  type DequeuedEntry,
+  type EnqueueRequest,
+  type FinishEntry,
+} from '../../src/core/queue.js';
 import { keysUnder } from '../helpers/cli.js';
 import { freshPrefix, rawClient, waitFor } from '../helpers/context.js';
 import { loadVectors, renameKey, seedVectors, VECTOR_FILES } from '../helpers/seed.js';
@@ -1044,5 +1050,188 @@ describe.each(VECTOR_FILES)('vectors: %s', (file) => {
     expect(recovered.map((r) => r.id).sort()).toEqual([...expectedOrder, ...members].sort());
     const original = vectors.keys['bananas:queue:processing'];
     expect(await list(k('queue:processing'))).toEqual(original?.type === 'list' ? original.value : []);
+  });
+});
+
+// ---------------------------------------------------------------------------------------------------
+// A key holding the wrong kind of value: Redis does not roll back a script that fails half way, so no
+// script may take an id out of one place and then fail to write it to another.
+// ---------------------------------------------------------------------------------------------------
+
+describe('a key holding the wrong kind of value', () => {
+  const NOW = new Date('2031-05-06T07:08:09.123Z');
+  const wrongType = (key: string, type: string, kind: string): RegExp =>
+    new RegExp(`^WRONGTYPE ${k(key)} holds a ${type}, not a ${kind}; nothing was changed$`);
+
+  it('enqueue: a ready list of the batch is a string, so nothing of the batch is written', async () => {
+    await raw.set(k('queue:high'), 'x');
+    const before = await snapshot();
+    const error = await queue
+      .enqueueBatch([
+        { name: 'a', id: 'a' },
+        { name: 'b', id: 'b', priority: 'high' },
+        { name: 'c', id: 'c', delayMs: 60_000 },
+      ])
+      .then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+    // Nothing changed (checked first: a script failing half way would have lost ids).
+    expect(await snapshot()).toEqual(before);
+    expect(error).toBeInstanceOf(Error);
+    expect((error as Error).message).toMatch(wrongType('queue:high', 'string', 'list'));
+  });
+
+  it('enqueue: the scheduled set is a list, so a delayed job is refused and nothing is written', async () => {
+    await raw.rpush(k('queue:scheduled'), 'x');
+    const before = await snapshot();
+    const error = await queue.enqueue('a', null, { delayMs: 60_000 }).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    // Nothing changed (checked first: a script failing half way would have lost ids).
+    expect(await snapshot()).toEqual(before);
+    expect(error).toBeInstanceOf(Error);
+    expect((error as Error).message).toMatch(wrongType('queue:scheduled', 'list', 'zset'));
+  });
+
+  it('dequeue: a list of the wrong kind is skipped and reported; the jobs of the lists before and after it are served', async () => {
+    const h1 = await queue.enqueue('j', null, { priority: 'high' });
+    const h2 = await queue.enqueue('j', null, { priority: 'high' });
+    const l1 = await queue.enqueue('j', null, { priority: 'low' });
+    await raw.set(k('queue:normal'), 'x');
+    const lists = queue.listsServed(PRIORITIES, ['default']);
+    const wrong: Array<{ key: string; type: string }> = [];
+    const taken = await queue.dequeue({
+      workerId: 'w1',
+      leaseMs: 60_000,
+      max: 10,
+      lists,
+      onWrongKind: (w) => wrong.push(w),
+    });
+    expect(taken.map((e) => e.id)).toEqual([h1.id, h2.id, l1.id]);
+    expect(taken.map((e) => e.sourceList)).toEqual([k('queue:high'), k('queue:high'), k('queue:low')]);
+    expect(wrong).toEqual([{ key: k('queue:normal'), type: 'string' }]);
+    expect((await list(k('queue:processing'))).sort()).toEqual([h1.id, h2.id, l1.id].sort());
+    expect(await raw.hgetall(k('processing:owners'))).toEqual({
+      [h1.id]: 'w1',
+      [h2.id]: 'w1',
+      [l1.id]: 'w1',
+    });
+    expect(await raw.get(k('queue:normal'))).toBe('x');
+    // A caller that does not ask to hear about it gets the jobs all the same.
+    const l2 = await queue.enqueue('j', null, { priority: 'low' });
+    expect(
+      (await queue.dequeue({ workerId: 'w1', leaseMs: 60_000, max: 10, lists })).map((e) => e.id),
+    ).toEqual([l2.id]);
+  });
+
+  it('dequeue: the processing list is a string, so the call fails before any id leaves its ready list', async () => {
+    await queue.enqueue('j', null, { priority: 'high' });
+    await queue.enqueue('j', null);
+    await raw.set(k('queue:processing'), 'x');
+    const before = await snapshot();
+    const error = await queue.dequeue({ workerId: 'w1', leaseMs: 60_000, max: 10, lists: ALL_LISTS() }).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    // Nothing changed (checked first: a script failing half way would have lost ids).
+    expect(await snapshot()).toEqual(before);
+    expect(error).toBeInstanceOf(Error);
+    expect((error as Error).message).toMatch(wrongType('queue:processing', 'string', 'list'));
+  });
+
+  it('promoteDue: a due job whose ready list is a string stays scheduled; the others are promoted', async () => {
+    const T0 = new Date('2030-06-01T00:00:00.000Z');
+    await queue.enqueueBatch(
+      [
+        { name: 'a', id: 'a', priority: 'high', delayMs: 1_000 },
+        { name: 'b', id: 'b', delayMs: 2_000 },
+        { name: 'c', id: 'c', priority: 'high', delayMs: 3_000 },
+        { name: 'd', id: 'd', priority: 'low', delayMs: 4_000 },
+      ],
+      T0,
+    );
+    await raw.set(k('queue:high'), 'x');
+    const result = await queue.promoteDue(3, new Date(T0.getTime() + 10_000));
+    expect(result).toEqual({
+      moved: 2,
+      nextDueAt: new Date(T0.getTime() + 1_000),
+      wrongKind: [{ key: k('queue:high'), type: 'string' }],
+    });
+    expect(await raw.zrange(k('queue:scheduled'), 0, -1)).toEqual(['a', 'c']);
+    expect(await list(k('queue:normal'))).toEqual(['b']);
+    expect(await list(k('queue:low'))).toEqual(['d']);
+    expect(await raw.get(k('queue:high'))).toBe('x');
+  });
+
+  it('finish: a release whose target list is a string is refused for that entry only; the job keeps its lease', async () => {
+    const { job: a, entry } = await enqueueAndTake('j', { workerId: 'w1' });
+    const { job: b } = await enqueueAndTake('j', { priority: 'low', workerId: 'w1' });
+    await raw.set(entry.sourceList, 'x');
+    const refused: Array<{ id: string; key: string }> = [];
+    const applied = await queue.finish(
+      'w1',
+      [
+        { id: a.id, action: 'release', target: entry.sourceList },
+        { id: b.id, action: 'release', target: k('queue:low') },
+      ],
+      NOW,
+      (w) => refused.push(w),
+    );
+    expect(applied).toEqual([false, true]);
+    expect(refused).toEqual([{ id: a.id, key: entry.sourceList }]);
+    expect(await list(k('queue:processing'))).toEqual([a.id]);
+    expect(await raw.zrange(k('processing:leases'), 0, -1)).toEqual([a.id]);
+    expect(await raw.hgetall(k('processing:owners'))).toEqual({ [a.id]: 'w1' });
+    expect(await list(k('queue:low'))).toEqual([b.id]);
+    expect(await raw.hgetall(k('stats'))).toEqual({ released: '1' });
+  });
+
+  it.for([
+    ['retry', 'queue:scheduled', 'zset'],
+    ['dead', 'queue:dead', 'list'],
+    ['complete', 'stats', 'hash'],
+  ] as const)(
+    'finish %s: %s of the wrong kind fails the whole batch before any write',
+    async ([action, key, kind]) => {
+      const { job: a } = await enqueueAndTake('j', { workerId: 'w1' });
+      const { job: b } = await enqueueAndTake('j', { workerId: 'w1' });
+      await raw.set(k(key), 'x');
+      const before = await snapshot();
+      const settle = (id: string): FinishEntry => ({
+        id,
+        action,
+        document: '{"changed":true}',
+        runAt: new Date(NOW.getTime() + 60_000),
+        result: { status: 'failed', error: 'boom', durationMs: 1 },
+      });
+      const error = await queue.finish('w1', [settle(a.id), settle(b.id)], NOW).then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      // Nothing changed (checked first: a script failing half way would have lost ids).
+      expect(await snapshot()).toEqual(before);
+      expect(error).toBeInstanceOf(Error);
+      expect((error as Error).message).toMatch(wrongType(key, 'string', kind));
+    },
+  );
+
+  it('recoverExpiredLeases: a job whose ready list is a string stays in processing under its lease', async () => {
+    const { job: a } = await enqueueAndTake('j', { priority: 'high', workerId: 'w1', leaseMs: 1_000 });
+    const { job: b } = await enqueueAndTake('j', { priority: 'low', workerId: 'w2', leaseMs: 1_000 });
+    await raw.set(k('queue:high'), 'x');
+    const recovered = await queue.recoverExpiredLeases(1000, new Date(Date.now() + 60_000));
+    expect(recovered).toEqual([{ id: b.id, owner: 'w2' }]);
+    expect(await list(k('queue:processing'))).toEqual([a.id]);
+    expect(await raw.zrange(k('processing:leases'), 0, -1)).toEqual([a.id]);
+    expect(await raw.hgetall(k('processing:owners'))).toEqual({ [a.id]: 'w1' });
+    expect(await list(k('queue:low'))).toEqual([b.id]);
+    // Once the list is repaired, the next sweep returns it.
+    await raw.del(k('queue:high'));
+    expect(await queue.recoverExpiredLeases(1000, new Date(Date.now() + 60_000))).toEqual([
+      { id: a.id, owner: 'w1' },
+    ]);
+    expect(await list(k('queue:high'))).toEqual([a.id]);
   });
 });

@@ -2,6 +2,7 @@
  * The worker engine in-process against a real redis-server: priorities, retries, dead-lettering,
  * timeouts, job-type filters, results, and every vector document the original producers write.
  */
+import { Writable } from 'node:stream';
 import type { Redis } from 'ioredis';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { decodeJob } from '../../src/core/codec.js';
@@ -243,6 +244,38 @@ describe('worker', () => {
     await completed(job.id, 'delayed job');
     // Not before it is due (the score has millisecond precision), however slow the enqueue was.
     expect(ranAt).toBeGreaterThanOrEqual(dueAt);
+  });
+
+  it('keeps serving normal and low when the high queue holds a string, and names the key once a minute', async () => {
+    const lines: Array<Record<string, unknown>> = [];
+    const destination = new Writable({
+      write(chunk: Buffer, _encoding, done) {
+        for (const line of chunk.toString('utf8').split('\n'))
+          if (line.trim() !== '') lines.push(JSON.parse(line) as Record<string, unknown>);
+        done();
+      },
+    });
+    await redis.set(queue.keys.queue('high'), 'x');
+    const first = await queue.enqueueBatch([
+      { name: 'ok', priority: 'normal' },
+      { name: 'ok', priority: 'low' },
+      { name: 'ok', priority: 'normal' },
+    ]);
+    startWorker(
+      { ok: () => 'done' },
+      { logger: createLogger({ level: 'warn', format: 'json', destination }) },
+    );
+    for (const job of first.enqueued) await completed(job.id, `job ${job.id}`);
+    // Later jobs too: the worker meets the key on every dequeue, and logs it only the first time.
+    const later = await queue.enqueue('ok', null, { priority: 'low' });
+    await completed(later.id, 'the later job');
+    await new Promise((r) => setTimeout(r, 300)); // idle dequeues meet the key again
+    const warnings = lines.filter((l) => l.msg === 'Ready list holds the wrong kind of value: skipped');
+    expect(warnings).toHaveLength(1);
+    expect(warnings[0]).toMatchObject({ key: queue.keys.queue('high'), type: 'string' });
+    expect(lines.filter((l) => l.msg === 'Fetching jobs failed')).toEqual([]);
+    expect(await redis.get(queue.keys.queue('high'))).toBe('x');
+    expect(await redis.llen(queue.keys.processing)).toBe(0);
   });
 
   it('returns unfinished jobs to the head of their queue on stop, attempts unchanged', async () => {

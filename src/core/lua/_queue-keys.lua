@@ -31,9 +31,64 @@ local function bananasRouteOf(doc)
   return priority, routingKey
 end
 
--- Leaves one token in a signal list so an idle worker of that route wakes up.
+-- Redis does not roll back a script that fails half way: a write to a key holding another kind of value
+-- (WRONGTYPE) after an id was removed from somewhere would lose that id. So scripts check, before their
+-- first write, that every key they will write holds the right kind of value or nothing. The check is a
+-- read of that kind (LLEN, ZSCORE, HEXISTS: commands the scripts run anyway, so a user allowed to run the
+-- scripts may run the checks); TYPE only names what a key holds, where the user may run it.
+
+-- Whether `reply` (of redis.pcall) is a WRONGTYPE error.
+local function bananasIsWrongType(reply)
+  return type(reply) == 'table' and type(reply['err']) == 'string'
+    and string.find(reply['err'], 'WRONGTYPE', 1, true) ~= nil
+end
+
+local bananasProbes = {
+  list = function(key) return redis.pcall('LLEN', key) end,
+  zset = function(key) return redis.pcall('ZSCORE', key, '') end,
+  hash = function(key) return redis.pcall('HEXISTS', key, '') end,
+}
+local bananasProbed = { list = {}, zset = {}, hash = {} }
+
+-- Whether `key` can take a write of `kind` ('list', 'zset', 'hash'): it holds that kind or nothing. Read
+-- once per key and kind per script run (the script's own writes never change a key to another kind).
+local function bananasUsable(key, kind)
+  local known = bananasProbed[kind]
+  local usable = known[key]
+  if usable == nil then
+    usable = not bananasIsWrongType(bananasProbes[kind](key))
+    known[key] = usable
+  end
+  return usable
+end
+
+-- What `key` holds as TYPE names it ('string', 'hash', …), or 'unknown' where the user may not run TYPE.
+local function bananasKindOf(key)
+  local reply = redis.pcall('TYPE', key)
+  if type(reply) == 'table' and type(reply['ok']) == 'string' then return reply['ok'] end
+  return 'unknown'
+end
+
+-- `wanted` is key, kind, key, kind, …: nil when every key is usable (bananasUsable), otherwise an error
+-- reply naming the first that is not. Callers return it before their first write.
+local function bananasWrongKind(wanted)
+  for i = 1, #wanted, 2 do
+    local key, kind = wanted[i], wanted[i + 1]
+    if not bananasUsable(key, kind) then
+      local holds = bananasKindOf(key)
+      holds = holds == 'unknown' and 'another kind of value' or 'a ' .. holds
+      return redis.error_reply('WRONGTYPE ' .. key .. ' holds ' .. holds .. ', not a ' .. kind ..
+        '; nothing was changed')
+    end
+  end
+  return nil
+end
+
+-- Leaves one token in a signal list so an idle worker of that route wakes up. A wake-up only shortens a
+-- wait (idle workers look again every poll interval): a signal key holding another kind of value is left
+-- alone instead of failing the script after its other writes.
 local function bananasWake(signalKey)
-  if redis.call('LLEN', signalKey) == 0 then
+  if redis.pcall('LLEN', signalKey) == 0 then
     redis.call('LPUSH', signalKey, '1')
   end
 end
@@ -46,9 +101,23 @@ local function bananasWakeOnce(signalKey, woken)
   end
 end
 
+-- The document of a job (false when there is none); a job key holding another kind of value reads as no
+-- document (it routes to the default normal list, where the next dequeue dead-letters the id).
+local function bananasDocument(jobKey)
+  local doc = redis.pcall('GET', jobKey)
+  if type(doc) == 'table' then return false end
+  return doc
+end
+
+-- The ready list the document `doc` routes to (bananasRouteOf).
+local function bananasRoutedList(prefix, doc)
+  local priority, routingKey = bananasRouteOf(doc)
+  return bananasReadyList(prefix, priority, routingKey)
+end
+
 -- Pushes `id` on the ready list its document `doc` routes to (bananasRouteOf) with `push` ('LPUSH': after
 -- the jobs waiting; 'RPUSH': it runs next) and wakes that route's idle workers (bananasWakeOnce).
--- Returns the list.
+-- Returns the list. Callers check first that the list is usable (bananasUsable of bananasRoutedList).
 local function bananasPushRouted(prefix, id, doc, push, woken)
   local priority, routingKey = bananasRouteOf(doc)
   local list = bananasReadyList(prefix, priority, routingKey)

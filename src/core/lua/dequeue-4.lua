@@ -19,7 +19,11 @@
            with a job-name filter only the L oldest entries of each list are examined and only jobs
            with a listed name (or an unreadable document, which any worker dead-letters) are taken;
            the others stay where they are.
-  Returns  a flat array of triples: id, document (false when it was missing), index of the list (1-based)
+  Returns  a flat array of triples: id, document (false when it was missing), index of the list (1-based);
+           a ready list holding another kind of value is skipped (nothing is written to it, the next lists
+           are served) and reported as the triple: list key, its kind (TYPE), minus the list's index.
+           A WRONGTYPE error, before any write, when processing, the leases, the owners or the dead-letter
+           list holds another kind of value.
 ]]
 local processing, leases, owners, dead = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local jobPrefix, owner, deadline = ARGV[1], ARGV[2], ARGV[3]
@@ -68,48 +72,69 @@ local function wanted(doc)
   return allowed[decoded['name']] == true
 end
 
+-- The keys every taken job is written to, checked before the first write (the first pop).
+local fixedChecked = false
+
 for li = 1, m do
   if taken >= want or budget <= 0 then break end
   local list = ARGV[7 + li]
-  if lookahead == 0 then
-    while taken < want and budget > 0 do
-      -- Pop as many ids as are still wanted (one RPOP with a count where Redis has it, 6.2+), then read
-      -- their documents with one MGET.
-      local count = math.min(want - taken, budget)
-      local ids
-      if popMany then
-        ids = redis.call('RPOP', list, count) or {}
-      else
-        ids = {}
-        for _ = 1, count do
-          local id = redis.call('RPOP', list)
-          if not id then break end
-          ids[#ids + 1] = id
-        end
-      end
-      if #ids == 0 then break end
-      budget = budget - #ids
-      local docKeys = {}
-      for i = 1, #ids do docKeys[i] = jobPrefix .. ids[i] end
-      local docs = bananasMget(docKeys)
-      for i = 1, #ids do
-        if docs[i] then take(ids[i], docs[i], li) else missing(ids[i], li) end
-      end
-      if #ids < count then break end
+  local length = redis.pcall('LLEN', list)
+  if bananasIsWrongType(length) then
+    -- Another kind of value: skipped (nothing is written to it), and reported to the caller.
+    out[#out + 1] = list
+    out[#out + 1] = bananasKindOf(list)
+    out[#out + 1] = -li
+  elseif type(length) == 'table' then
+    -- Another error (e.g. NOPERM): reported while nothing was popped yet, otherwise the jobs taken so
+    -- far are written and returned.
+    if not fixedChecked then return length end
+    break
+  elseif length > 0 then
+    if not fixedChecked then
+      fixedChecked = true
+      local wrong = bananasWrongKind({ processing, 'list', leases, 'zset', owners, 'hash', dead, 'list' })
+      if wrong then return wrong end
     end
-  else
-    local ids = redis.call('LRANGE', list, -lookahead, -1)
-    for i = #ids, 1, -1 do
-      if taken >= want or budget <= 0 then break end
-      budget = budget - 1
-      local id = ids[i]
-      local doc = redis.call('GET', jobPrefix .. id)
-      if not doc then
-        redis.call('LREM', list, -1, id)
-        missing(id, li)
-      elseif wanted(doc) then
-        redis.call('LREM', list, -1, id)
-        take(id, doc, li)
+    if lookahead == 0 then
+      while taken < want and budget > 0 do
+        -- Pop as many ids as are still wanted (one RPOP with a count where Redis has it, 6.2+), then read
+        -- their documents with one MGET.
+        local count = math.min(want - taken, budget)
+        local ids
+        if popMany then
+          ids = redis.call('RPOP', list, count) or {}
+        else
+          ids = {}
+          for _ = 1, count do
+            local id = redis.call('RPOP', list)
+            if not id then break end
+            ids[#ids + 1] = id
+          end
+        end
+        if #ids == 0 then break end
+        budget = budget - #ids
+        local docKeys = {}
+        for i = 1, #ids do docKeys[i] = jobPrefix .. ids[i] end
+        local docs = bananasMget(docKeys)
+        for i = 1, #ids do
+          if docs[i] then take(ids[i], docs[i], li) else missing(ids[i], li) end
+        end
+        if #ids < count then break end
+      end
+    else
+      local ids = redis.call('LRANGE', list, -lookahead, -1)
+      for i = #ids, 1, -1 do
+        if taken >= want or budget <= 0 then break end
+        budget = budget - 1
+        local id = ids[i]
+        local doc = redis.call('GET', jobPrefix .. id)
+        if not doc then
+          redis.call('LREM', list, -1, id)
+          missing(id, li)
+        elseif wanted(doc) then
+          redis.call('LREM', list, -1, id)
+          take(id, doc, li)
+        end
       end
     end
   end
@@ -123,7 +148,8 @@ end
 
 if rearm ~= '' and taken >= want then
   for li = 1, m do
-    if redis.call('LLEN', ARGV[7 + li]) > 0 then
+    local length = redis.pcall('LLEN', ARGV[7 + li])
+    if type(length) == 'number' and length > 0 then
       bananasWake(rearm)
       break
     end

@@ -27,7 +27,8 @@
            then n groups of 3: id, the document exactly as the caller read it, the new document
   Returns  an array of n integers, in order:
              1 requeued; 0 left in the dead-letter list (its document changed or vanished since it was
-             read); -1 the id is no longer in the dead-letter list (nothing changed)
+             read); -1 the id is no longer in the dead-letter list (nothing changed).
+           A WRONGTYPE error, before any write, when a target ready list holds another kind of value.
 ]]
 local dead, tomb = KEYS[1], ARGV[1]
 local slack = tonumber(ARGV[2])
@@ -70,6 +71,16 @@ for i = 1, n do
 end
 
 if #positions > 0 then
+  -- The target lists, checked before the first write (Redis does not undo a failed script).
+  local wanted = {}
+  for i = 1, n do
+    if status[i] == 1 then
+      wanted[#wanted + 1] = ARGV[4 + 2 * targets[i] - 1]
+      wanted[#wanted + 1] = 'list'
+    end
+  end
+  local wrong = bananasWrongKind(wanted)
+  if wrong then return wrong end
   bananasRemoveAt(dead, positions, slack, tomb)
 
   local writes, pushes, order = {}, {}, {}

@@ -22,7 +22,11 @@
              target list (release: RPUSH so it is next; retry: signal key to wake),
              result status ("" = write no result), result JSON ("" = none), error text, duration ms,
            completed_at is ARGV[8 + n * 10] (one timestamp for the batch)
-  Returns  an array of n integers: 1 applied, 0 lease no longer ours (nothing changed).
+  Returns  an array of n integers: 1 applied, 0 lease no longer ours (nothing changed), -1 a release whose
+           target list holds another kind of value (nothing changed: the job stays in processing under
+           its lease). A WRONGTYPE error, before any write, when processing, the leases, the owners, the
+           stats hashes or (when an entry needs them) the scheduled set or the dead-letter list hold
+           another kind of value.
 ]]
 local processing, leases, owners, scheduled, dead, stats, minuteStats =
   KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7]
@@ -33,13 +37,33 @@ local completedAt = ARGV[8 + n * 10]
 local results = {}
 local counts = { completed = 0, retried = 0, failed = 0, released = 0 }
 
+-- Every fixed key written, checked before the first write (Redis does not undo a failed script).
+local wanted = { processing, 'list', leases, 'zset', owners, 'hash', stats, 'hash', minuteStats, 'hash' }
+local needScheduled, needDead = false, false
+for i = 0, n - 1 do
+  local action = ARGV[8 + i * 10 + 1]
+  if action == 'retry' then needScheduled = true elseif action == 'dead' then needDead = true end
+end
+if needScheduled then
+  wanted[#wanted + 1] = scheduled
+  wanted[#wanted + 1] = 'zset'
+end
+if needDead then
+  wanted[#wanted + 1] = dead
+  wanted[#wanted + 1] = 'list'
+end
+local wrong = bananasWrongKind(wanted)
+if wrong then return wrong end
+
 -- Pass 1: which entries the caller still holds (an id given twice is applied once). Their lease and
 -- owner entries, and the result hashes about to be rewritten, go with one variadic command each.
 local applied, appliedIds, resultKeys, seen = {}, {}, {}, {}
 for i = 0, n - 1 do
   local b = 8 + i * 10
   local id = ARGV[b]
-  if not seen[id] and redis.call('HGET', owners, id) == owner then
+  if ARGV[b + 1] == 'release' and not bananasUsable(ARGV[b + 5], 'list') then
+    results[i + 1] = -1
+  elseif not seen[id] and redis.call('HGET', owners, id) == owner then
     seen[id] = true
     applied[#applied + 1] = b
     appliedIds[#appliedIds + 1] = id

@@ -15,31 +15,48 @@
              expected lease deadline as ZSCORE returned it ('' = expect no lease),
              expected owner ('' = expect none),
              expected document SHA-1 hex ('' = do not check; '-' = expect no document)
-  Returns  an array of n: the ready list the id was pushed on, or 0 when the state changed
+  Returns  an array of n: the ready list the id was pushed on, or 0 when the state changed; a WRONGTYPE
+           error, before any write, when a ready list to push on (or processing, the leases, the owners)
+           holds another kind of value.
 ]]
 local processing, leases, owners = KEYS[1], KEYS[2], KEYS[3]
 local prefix, n = ARGV[1], tonumber(ARGV[2])
 local out = {}
 local woken = {}
+-- Pass 1: the checks (reads only); pass 2, once every key to write is known to be usable: the moves.
+local moves = {}
 for i = 0, n - 1 do
   local b = 3 + i * 4
   local id, deadline, owner, sha = ARGV[b], ARGV[b + 1], ARGV[b + 2], ARGV[b + 3]
   local ok = redis.call('LPOS', processing, id) ~= false
   if ok then ok = (redis.call('ZSCORE', leases, id) or '') == deadline end
   if ok then ok = (redis.call('HGET', owners, id) or '') == owner end
-  -- pcall: a job key of the wrong type reads as no document instead of failing the whole batch.
-  local doc = redis.pcall('GET', prefix .. 'job:' .. id)
-  if type(doc) == 'table' then doc = false end
+  -- A job key of the wrong type reads as no document instead of failing the whole batch.
+  local doc = bananasDocument(prefix .. 'job:' .. id)
   if ok and sha ~= '' then
     if sha == '-' then ok = not doc else ok = bananasIsDocument(doc, sha) end
   end
-  if ok then
+  if ok then moves[i + 1] = { id, doc } end
+end
+local wanted = { processing, 'list', leases, 'zset', owners, 'hash' }
+for i = 1, n do
+  if moves[i] then
+    wanted[#wanted + 1] = bananasRoutedList(prefix, moves[i][2])
+    wanted[#wanted + 1] = 'list'
+  end
+end
+local wrong = bananasWrongKind(wanted)
+if wrong then return wrong end
+for i = 1, n do
+  local move = moves[i]
+  if move then
+    local id, doc = move[1], move[2]
     redis.call('LREM', processing, 0, id)
     redis.call('ZREM', leases, id)
     redis.call('HDEL', owners, id)
-    out[#out + 1] = bananasPushRouted(prefix, id, doc, 'RPUSH', woken)
+    out[i] = bananasPushRouted(prefix, id, doc, 'RPUSH', woken)
   else
-    out[#out + 1] = 0
+    out[i] = 0
   end
 end
 return out

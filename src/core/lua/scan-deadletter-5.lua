@@ -19,7 +19,8 @@
   ARGV[6..] ready lists to take every occurrence of the id out of
   Returns  the number of references removed; 0 when nothing references it any more; -1 when the document
            or the lease changed (nothing was done). The id is pushed on the dead-letter list once, unless
-           it is there already.
+           it is there already. A WRONGTYPE error, before any write, when a key to write holds another kind
+           of value.
 ]]
 local processing, leases, owners, scheduled, dead = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local jobKey, id, expectedSha, lease, fromScheduled = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5] == '1'
@@ -27,6 +28,23 @@ local jobKey, id, expectedSha, lease, fromScheduled = ARGV[1], ARGV[2], ARGV[3],
 local doc = redis.call('GET', jobKey)
 if not doc or not bananasIsDocument(doc, expectedSha) then return -1 end
 if lease ~= '-' and (redis.call('ZSCORE', leases, id) or '') ~= lease then return -1 end
+
+-- Every key written, checked before the first write: an id taken out of a list and then refused by a
+-- dead-letter list of another kind would be lost.
+local wanted = { dead, 'list' }
+for i = 6, #ARGV do
+  wanted[#wanted + 1] = ARGV[i]
+  wanted[#wanted + 1] = 'list'
+end
+if fromScheduled then
+  wanted[#wanted + 1] = scheduled
+  wanted[#wanted + 1] = 'zset'
+end
+if lease ~= '-' then
+  for _, key in ipairs({ processing, 'list', leases, 'zset', owners, 'hash' }) do wanted[#wanted + 1] = key end
+end
+local wrong = bananasWrongKind(wanted)
+if wrong then return wrong end
 
 local removed = 0
 for i = 6, #ARGV do

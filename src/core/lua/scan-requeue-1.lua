@@ -13,7 +13,8 @@
   ARGV[5]  score for the scheduled set (Unix seconds) when ARGV[4] is ''
   ARGV[6]  signal key of the job's route (woken so an idle worker looks)
   ARGV[7..] every list that must not hold the id (all ready lists, processing, dead-letter)
-  Returns  1 when the id was put back; -1 when the state changed (nothing was done)
+  Returns  1 when the id was put back; -1 when the state changed (nothing was done); a WRONGTYPE error,
+           before any write, when the list or set to write holds another kind of value
 ]]
 local scheduled = KEYS[1]
 local jobKey, id, expectedSha, target, score, signal = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
@@ -24,6 +25,8 @@ if redis.call('ZSCORE', scheduled, id) then return -1 end
 for i = 7, #ARGV do
   if redis.call('LPOS', ARGV[i], id) then return -1 end
 end
+local wrong = bananasWrongKind(target == '' and { scheduled, 'zset' } or { target, 'list' })
+if wrong then return wrong end
 if target == '' then
   redis.call('ZADD', scheduled, score, id)
 else
