@@ -2,7 +2,7 @@
  * Bounded-memory iteration over Redis data: SCAN (never KEYS) and list paging (never a whole list).
  */
 import type { Redis } from 'ioredis';
-import { masterNodes, type RedisClient } from './connection.js';
+import { isCluster, masterNodes, type RedisClient } from './connection.js';
 
 /**
  * Yields batches of keys matching `pattern` (a SCAN glob; escape literal parts with escapeGlob). In Redis
@@ -13,6 +13,8 @@ export async function* scanKeys(
   pattern: string,
   options: { count?: number; type?: string } = {},
 ): AsyncGenerator<string[]> {
+  // A cluster client knows its nodes once connected: a first command connects it (and learns the slots).
+  if (isCluster(redis) && redis.status !== 'ready') await redis.ping();
   for (const node of masterNodes(redis)) yield* scanNode(node, pattern, options);
 }
 

@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Redis } from 'ioredis';
 import { expect } from 'vitest';
+import { scanKeys as scanEveryMaster } from '../../src/core/iterate.js';
 import { escapeGlob } from '../../src/core/keys.js';
 
 export const PROJECT_ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -170,15 +171,13 @@ export function oneErrorLine(result: { stderr: string }): string {
   return result.stderr.slice('bananas: '.length, -1);
 }
 
-/** Every key matching `pattern`, sorted, each once (SCAN, never KEYS; SCAN may return a key twice). */
+/**
+ * Every key matching `pattern`, sorted, each once (SCAN, never KEYS, on every master of a cluster; SCAN
+ * may return a key twice).
+ */
 export async function scanKeys(redis: Redis, pattern: string): Promise<string[]> {
   const found = new Set<string>();
-  let cursor = '0';
-  do {
-    const [next, keys] = await redis.scan(cursor, 'MATCH', pattern, 'COUNT', 1000);
-    cursor = next;
-    for (const key of keys) found.add(key);
-  } while (cursor !== '0');
+  for await (const batch of scanEveryMaster(redis, pattern)) for (const key of batch) found.add(key);
   return [...found].sort();
 }
 

@@ -296,7 +296,7 @@ describe('health', () => {
     await fill(`${prefix}queue:dead`, 12, 'd');
     const run = await inProcess<HealthResult>(Health, [], { prefix });
     expect(run.exit).toBe(5);
-    expect(run.stdout).toMatch(/^Health: WARNING \(Redis \d+\.\d+\.\d+, prefix bt-[0-9a-f]+:\)\n/);
+    expect(run.stdout).toMatch(/^Health: WARNING \(Redis \d+\.\d+\.\d+, prefix \{?bt-[0-9a-f]+\}?:\)\n/);
     expect(run.stdout).toMatch(/\n {2}warning {3}dead_letter {6}12 {12}12 jobs in the dead-letter queue/);
     expect(run.stdout).toMatch(/\(warning ≥ 10, critical > 100\)/);
     expect(run.stdout).toMatch(/\n {2}ok {8}redis /);

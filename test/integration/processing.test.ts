@@ -153,7 +153,7 @@ describe('processing list', () => {
     expect(run.stdout).toContain('7 in processing, 2 leased, 1 lease expired, 4 without lease, 2 owner gone');
     expect(run.stdout).toContain('bananas processing recover --dry-run');
     const empty = await list(freshPrefix());
-    expect(empty.stdout).toMatch(/^Nothing in processing \(bt-[0-9a-f]{8}:queue:processing\)\.\n$/);
+    expect(empty.stdout).toMatch(/^Nothing in processing \(\{?bt-[0-9a-f]{8}\}?:queue:processing\)\.\n$/);
   });
 });
 

@@ -393,7 +393,9 @@ describe('scan corrupt: the report', () => {
           // One script, issued on the scan's connection, so it runs while the temporary keys exist.
           seen = client.eval(
             "local r = redis.call('SCAN', '0', 'MATCH', ARGV[1], 'COUNT', 1000000) local out = {} for _, k in ipairs(r[2]) do out[#out + 1] = k out[#out + 1] = redis.call('PTTL', k) end return out",
-            0,
+            // A key of the deployment routes the script to its node on a cluster.
+            1,
+            `${prefix}scan`,
             `${prefix}scan:*`,
           ) as Promise<Array<string | number>>;
         },
