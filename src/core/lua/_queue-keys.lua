@@ -109,18 +109,16 @@ local function bananasDocument(jobKey)
   return doc
 end
 
--- The ready list the document `doc` routes to (bananasRouteOf).
+-- The ready list the document `doc` routes to (bananasRouteOf), and its routing key.
 local function bananasRoutedList(prefix, doc)
   local priority, routingKey = bananasRouteOf(doc)
-  return bananasReadyList(prefix, priority, routingKey)
+  return bananasReadyList(prefix, priority, routingKey), routingKey
 end
 
--- Pushes `id` on the ready list its document `doc` routes to (bananasRouteOf) with `push` ('LPUSH': after
--- the jobs waiting; 'RPUSH': it runs next) and wakes that route's idle workers (bananasWakeOnce).
--- Returns the list. Callers check first that the list is usable (bananasUsable of bananasRoutedList).
-local function bananasPushRouted(prefix, id, doc, push, woken)
-  local priority, routingKey = bananasRouteOf(doc)
-  local list = bananasReadyList(prefix, priority, routingKey)
+-- Pushes `id` on `list` (from bananasRoutedList, with its `routingKey`) with `push` ('LPUSH': after the
+-- jobs waiting; 'RPUSH': it runs next) and wakes that route's idle workers (bananasWakeOnce). Returns the
+-- list. Callers check first that the list is usable (bananasUsable).
+local function bananasPushRouted(prefix, id, list, routingKey, push, woken)
   redis.call(push, list, id)
   bananasWakeOnce(bananasSignal(prefix, routingKey), woken)
   return list

@@ -36,12 +36,15 @@ for i = 0, n - 1 do
   if ok and sha ~= '' then
     if sha == '-' then ok = not doc else ok = bananasIsDocument(doc, sha) end
   end
-  if ok then moves[i + 1] = { id, doc } end
+  if ok then
+    local list, routingKey = bananasRoutedList(prefix, doc)
+    moves[i + 1] = { id, list, routingKey }
+  end
 end
 local wanted = { processing, 'list', leases, 'zset', owners, 'hash' }
 for i = 1, n do
   if moves[i] then
-    wanted[#wanted + 1] = bananasRoutedList(prefix, moves[i][2])
+    wanted[#wanted + 1] = moves[i][2]
     wanted[#wanted + 1] = 'list'
   end
 end
@@ -50,11 +53,11 @@ if wrong then return wrong end
 for i = 1, n do
   local move = moves[i]
   if move then
-    local id, doc = move[1], move[2]
+    local id, list, routingKey = move[1], move[2], move[3]
     redis.call('LREM', processing, 0, id)
     redis.call('ZREM', leases, id)
     redis.call('HDEL', owners, id)
-    out[i] = bananasPushRouted(prefix, id, doc, 'RPUSH', woken)
+    out[i] = bananasPushRouted(prefix, id, list, routingKey, 'RPUSH', woken)
   else
     out[i] = 0
   end

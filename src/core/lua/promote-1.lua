@@ -24,7 +24,7 @@ while moved < limit do
   if #due == 0 then break end
   for _, id in ipairs(due) do
     local doc = bananasDocument(prefix .. 'job:' .. id)
-    local list = bananasRoutedList(prefix, doc)
+    local list, routingKey = bananasRoutedList(prefix, doc)
     if not bananasUsable(list, 'list') then
       skipped = skipped + 1
       if not wrongLists[list] then
@@ -33,7 +33,7 @@ while moved < limit do
         out[#out + 1] = bananasKindOf(list)
       end
     elseif redis.call('ZREM', scheduled, id) == 1 then
-      bananasPushRouted(prefix, id, doc, 'LPUSH', woken)
+      bananasPushRouted(prefix, id, list, routingKey, 'LPUSH', woken)
       moved = moved + 1
     end
   end

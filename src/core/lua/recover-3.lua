@@ -26,14 +26,14 @@ if #expired > 0 then
   if wrong then return wrong end
 end
 for _, id in ipairs(expired) do
-  local doc = bananasDocument(prefix .. 'job:' .. id)
-  if bananasUsable(bananasRoutedList(prefix, doc), 'list') then
+  local list, routingKey = bananasRoutedList(prefix, bananasDocument(prefix .. 'job:' .. id))
+  if bananasUsable(list, 'list') then
     local previousOwner = redis.call('HGET', owners, id) or ''
     redis.call('ZREM', leases, id)
     redis.call('HDEL', owners, id)
     -- An id someone already took out of processing (an operator, a delete) only loses its stale lease.
     if redis.call('LREM', processing, -1, id) > 0 then
-      bananasPushRouted(prefix, id, doc, 'RPUSH', woken)
+      bananasPushRouted(prefix, id, list, routingKey, 'RPUSH', woken)
       out[#out + 1] = id
       out[#out + 1] = previousOwner
     end
