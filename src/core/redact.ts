@@ -3,7 +3,7 @@
  * prints or logs may contain it: every URL shown goes through {@link redactUrl}, every error message
  * through {@link redactSecrets}.
  */
-import { isMultiHostUrl, splitMultiHostUrl } from './redis-url.js';
+import { decodeUrlPart, isMultiHostUrl, splitMultiHostUrl, splitUserinfo } from './redis-url.js';
 
 export function redactUrl(url: string): string {
   if (isMultiHostUrl(url)) return redactMultiHostUrl(url);
@@ -25,8 +25,8 @@ function redactMultiHostUrl(url: string): string {
   if (!parts) return `${/^[^:]*:\/\//.exec(url)?.[0] ?? ''}***`;
   let userinfo = '';
   if (parts.userinfo !== undefined) {
-    const colon = parts.userinfo.indexOf(':');
-    userinfo = colon < 0 ? `${parts.userinfo}@` : `${parts.userinfo.slice(0, colon)}:***@`;
+    const { user, password } = splitUserinfo(parts.userinfo);
+    userinfo = password === undefined ? `${user}@` : `${user}:***@`;
   }
   let query = parts.query ?? '';
   if (query !== '') {
@@ -72,16 +72,8 @@ function multiHostSecrets(url: string): [password?: string, sentinelPassword?: s
     const rest = url.replace(/^[^:]*:\/\//, '');
     return [rest === '' ? undefined : rest];
   }
-  const colon = parts.userinfo?.indexOf(':') ?? -1;
-  const raw = colon < 0 ? '' : (parts.userinfo as string).slice(colon + 1);
-  let password: string | undefined;
-  if (raw !== '') {
-    try {
-      password = decodeURIComponent(raw);
-    } catch {
-      password = raw;
-    }
-  }
+  const raw = parts.userinfo === undefined ? '' : (splitUserinfo(parts.userinfo).password ?? '');
+  const password = raw === '' ? undefined : decodeUrlPart(raw);
   const sentinel = new URLSearchParams(parts.query ?? '').get('sentinelPassword') ?? '';
   return [password, sentinel === '' ? undefined : sentinel];
 }

@@ -68,12 +68,21 @@ export function splitMultiHostUrl(
   };
 }
 
-function decode(text: string): string {
+/** Percent-decodes a URL part; one that is not valid percent-encoding is taken as written. */
+export function decodeUrlPart(text: string): string {
   try {
     return decodeURIComponent(text);
   } catch {
     return text;
   }
+}
+
+/** `user:password` (still percent-encoded) split at its first colon; no colon: a user alone. */
+export function splitUserinfo(userinfo: string): { user: string; password?: string } {
+  const colon = userinfo.indexOf(':');
+  return colon < 0
+    ? { user: userinfo }
+    : { user: userinfo.slice(0, colon), password: userinfo.slice(colon + 1) };
 }
 
 function parseHosts(hosts: string, defaultPort: number, url: string): HostPort[] {
@@ -111,11 +120,9 @@ export function parseRedisUrl(url: string, shown: (url: string) => string = () =
   let username: string | undefined;
   let password: string | undefined;
   if (parts.userinfo !== undefined) {
-    const colon = parts.userinfo.indexOf(':');
-    const user = colon < 0 ? parts.userinfo : parts.userinfo.slice(0, colon);
-    username = user === '' ? undefined : decode(user);
-    password = colon < 0 ? undefined : decode(parts.userinfo.slice(colon + 1));
-    if (password === '') password = undefined;
+    const { user, password: raw } = splitUserinfo(parts.userinfo);
+    username = user === '' ? undefined : decodeUrlPart(user);
+    password = raw === undefined || raw === '' ? undefined : decodeUrlPart(raw);
   }
   const params = new URLSearchParams(parts.query ?? '');
   if (kind === 'cluster') {
@@ -127,7 +134,7 @@ export function parseRedisUrl(url: string, shown: (url: string) => string = () =
     }
     return { kind, tls, nodes: parseHosts(parts.hosts, 6379, where), username, password };
   }
-  const masterName = decode((parts.path ?? '').replace(/^\//, ''));
+  const masterName = decodeUrlPart((parts.path ?? '').replace(/^\//, ''));
   if (masterName === '' || masterName.includes('/')) {
     throw new UsageError(
       `a Sentinel URL ends with the master name: redis+sentinel://host:26379,host:26379/<master-name> (got ${where})`,
