@@ -47,7 +47,12 @@ export type DecodeFailureKind =
   | 'stub';
 
 export type DecodeResult =
-  | { ok: true; job: Job }
+  | {
+      ok: true;
+      job: Job;
+      /** The payload as a value (what a handler receives as `data`), from the same parse. */
+      data: unknown;
+    }
   | {
       ok: false;
       kind: DecodeFailureKind;
@@ -127,33 +132,54 @@ export function decodeJob(stored: string | Buffer): DecodeResult {
   if (!checked.ok) return checked;
   const { text, doc } = checked;
 
-  let raw: Map<string, string>;
+  // JSON.parse accepted the text; one more pass finds the raw text of the payload and of unknown fields.
+  // Without unknown fields it can stop after the payload, unless the rest of the text may hold another
+  // "payload" key (where the last one counts): those bytes, or a \u escape that could spell it.
+  let unknownFields = false;
+  for (const key in doc) {
+    if (!KNOWN_FIELDS.has(key)) {
+      unknownFields = true;
+      break;
+    }
+  }
+  let payload = 'null';
+  const extra: Array<[string, string]> = [];
   try {
-    raw = topLevelRawValues(text);
+    scanMembers(text, (key, start, end) => {
+      if (key === 'payload') {
+        payload = text.slice(start, end);
+        return !unknownFields && !text.includes('"payload"', end) && !text.includes('\\u', end);
+      }
+      if (!KNOWN_FIELDS.has(key)) {
+        // A later duplicate wins, in its own position, as in JSON.parse.
+        const earlier = extra.findIndex(([k]) => k === key);
+        if (earlier >= 0) extra.splice(earlier, 1);
+        extra.push([key, text.slice(start, end)]);
+      }
+      return false;
+    });
   } catch (err) {
     return { ok: false, kind: 'invalid-json', reason: `invalid JSON: ${(err as Error).message}` };
   }
-  const extra: Array<[string, string]> = [];
-  for (const [key, value] of raw) {
-    if (!KNOWN_FIELDS.has(key)) extra.push([key, value]);
-  }
+  // Every field is always present (scheduledFor as undefined when unset): jobs share one object shape.
   const job: Job = {
     id: doc.id as string,
     name: doc.name as string,
     description: optionalString(doc.description),
-    payload: raw.get('payload') ?? 'null',
+    payload,
     status: optionalString(doc.status),
     priority: normalizePriority(doc.priority),
     createdAt: optionalString(doc.created_at),
     updatedAt: optionalString(doc.updated_at),
+    scheduledFor:
+      typeof doc.scheduled_for === 'string' && doc.scheduled_for !== '' ? doc.scheduled_for : undefined,
     attempts: (doc.attempts as number | undefined) ?? 0,
     maxRetries: (doc.max_retries as number | undefined) ?? DEFAULT_MAX_RETRIES,
     error: optionalString(doc.error),
     routingKey: optionalString(doc.routing_key),
     extra,
   };
-  if (typeof doc.scheduled_for === 'string' && doc.scheduled_for !== '') job.scheduledFor = doc.scheduled_for;
-  return { ok: true, job };
+  return { ok: true, job, data: doc.payload === undefined ? null : doc.payload };
 }
 
 /**
@@ -201,28 +227,47 @@ function findTypeProblem(doc: Record<string, unknown>): string | undefined {
   return undefined;
 }
 
+/** Characters JSON.stringify escapes in a string (lone surrogates included): rare in job fields. */
+// eslint-disable-next-line no-control-regex -- control characters are exactly what must be escaped
+const NEEDS_ESCAPE = /[\u0000-\u001f"\\\ud800-\udfff]/;
+
+/** `value` as a JSON string, exactly as JSON.stringify writes it (without calling it in the common case). */
+function quote(value: string): string {
+  return NEEDS_ESCAPE.test(value) ? JSON.stringify(value) : `"${value}"`;
+}
+
+/** What a settlement changes in a job's document; anything not given is written as the job has it. */
+export interface JobChanges {
+  status?: JobStatus;
+  updatedAt?: string;
+  /** "" removes it. */
+  scheduledFor?: string;
+  attempts?: number;
+  error?: string;
+}
+
 /**
  * Encodes a job the way the Go service orders its fields (readers must not depend on order); description
  * and error are omitted when empty, as Go does. Payload and unknown fields are written back verbatim.
+ * `changes` are applied on the way (the worker settles jobs without copying them first).
  */
-export function encodeJob(job: Job): string {
-  const parts: string[] = [`"id":${JSON.stringify(job.id)}`, `"name":${JSON.stringify(job.name)}`];
-  if (job.description !== '') parts.push(`"description":${JSON.stringify(job.description)}`);
-  parts.push(
-    `"payload":${job.payload}`,
-    `"status":${JSON.stringify(job.status)}`,
-    `"priority":${JSON.stringify(job.priority)}`,
-    `"created_at":${JSON.stringify(job.createdAt)}`,
-    `"updated_at":${JSON.stringify(job.updatedAt)}`,
-  );
-  if (job.scheduledFor !== undefined && job.scheduledFor !== '') {
-    parts.push(`"scheduled_for":${JSON.stringify(job.scheduledFor)}`);
-  }
-  parts.push(`"attempts":${job.attempts}`, `"max_retries":${job.maxRetries}`);
-  if (job.error !== '') parts.push(`"error":${JSON.stringify(job.error)}`);
-  parts.push(`"routing_key":${JSON.stringify(job.routingKey)}`);
-  for (const [key, value] of job.extra) parts.push(`${JSON.stringify(key)}:${value}`);
-  return `{${parts.join(',')}}`;
+export function encodeJob(job: Job, changes?: JobChanges): string {
+  const status = changes?.status ?? job.status;
+  const updatedAt = changes?.updatedAt ?? job.updatedAt;
+  const scheduledFor = changes?.scheduledFor ?? job.scheduledFor;
+  const attempts = changes?.attempts ?? job.attempts;
+  const error = changes?.error ?? job.error;
+  let out = `{"id":${quote(job.id)},"name":${quote(job.name)}`;
+  if (job.description !== '') out += `,"description":${quote(job.description)}`;
+  out +=
+    `,"payload":${job.payload},"status":${quote(status)},"priority":${quote(job.priority)}` +
+    `,"created_at":${quote(job.createdAt)},"updated_at":${quote(updatedAt)}`;
+  if (scheduledFor !== undefined && scheduledFor !== '') out += `,"scheduled_for":${quote(scheduledFor)}`;
+  out += `,"attempts":${attempts},"max_retries":${job.maxRetries}`;
+  if (error !== '') out += `,"error":${quote(error)}`;
+  out += `,"routing_key":${quote(job.routingKey)}`;
+  for (const [key, value] of job.extra) out += `,${quote(key)}:${value}`;
+  return `${out}}`;
 }
 
 export interface NewJobOptions {
@@ -341,25 +386,43 @@ export function parseTimestamp(text: string | undefined): Date | undefined {
  */
 export function topLevelRawValues(text: string): Map<string, string> {
   const out = new Map<string, string>();
+  scanMembers(text, (key, start, end) => {
+    out.delete(key);
+    out.set(key, text.slice(start, end));
+    return false;
+  });
+  return out;
+}
+
+const QUOTE = 0x22;
+const BACKSLASH = 0x5c;
+
+/**
+ * Calls `member` with each top-level member of a JSON object's text, in order: its key (unescaped) and
+ * where its raw value starts and ends; stops early when `member` returns true. The text must already be
+ * known to be valid JSON; throws a SyntaxError when it is not an object.
+ */
+function scanMembers(text: string, member: (key: string, start: number, end: number) => boolean): void {
   let i = skipWs(text, 0);
-  if (text[i] !== '{') throw new SyntaxError('expected an object');
+  if (text.charCodeAt(i) !== 0x7b) throw new SyntaxError('expected an object');
   i = skipWs(text, i + 1);
-  if (text[i] === '}') return out;
+  if (text.charCodeAt(i) === 0x7d) return;
   for (;;) {
     const keyEnd = skipString(text, i);
-    const key = JSON.parse(text.slice(i, keyEnd)) as string;
+    const rawKey = text.slice(i + 1, keyEnd - 1);
+    const key = rawKey.includes('\\') ? (JSON.parse(text.slice(i, keyEnd)) as string) : rawKey;
     i = skipWs(text, keyEnd);
-    if (text[i] !== ':') throw new SyntaxError('expected ":"');
+    if (text.charCodeAt(i) !== 0x3a) throw new SyntaxError('expected ":"');
     const valueStart = skipWs(text, i + 1);
     const valueEnd = skipValue(text, valueStart);
-    out.delete(key);
-    out.set(key, text.slice(valueStart, valueEnd));
+    if (member(key, valueStart, valueEnd)) return;
     i = skipWs(text, valueEnd);
-    if (text[i] === ',') {
+    const c = text.charCodeAt(i);
+    if (c === 0x2c) {
       i = skipWs(text, i + 1);
       continue;
     }
-    if (text[i] === '}') return out;
+    if (c === 0x7d) return;
     throw new SyntaxError('expected "," or "}"');
   }
 }
@@ -378,18 +441,20 @@ function skipWs(text: string, i: number): number {
  * when it is not terminated. Escapes are skipped, not checked.
  */
 export function jsonStringEnd(text: string, start: number): number {
-  let i = start + 1;
-  while (i < text.length) {
-    const c = text[i];
-    if (c === '\\') i += 2;
-    else if (c === '"') return i + 1;
-    else i++;
+  let from = start + 1;
+  for (;;) {
+    const q = text.indexOf('"', from);
+    if (q < 0) return -1;
+    // The quote closes the string unless an odd number of backslashes precedes it.
+    let b = q - 1;
+    while (b > start && text.charCodeAt(b) === BACKSLASH) b--;
+    if ((q - 1 - b) % 2 === 0) return q + 1;
+    from = q + 1;
   }
-  return -1;
 }
 
 function skipString(text: string, i: number): number {
-  if (text[i] !== '"') throw new SyntaxError('expected a string');
+  if (text.charCodeAt(i) !== QUOTE) throw new SyntaxError('expected a string');
   const end = jsonStringEnd(text, i);
   if (end < 0) throw new SyntaxError('unterminated string');
   return end;
@@ -397,18 +462,18 @@ function skipString(text: string, i: number): number {
 
 /** Skips one JSON value iteratively (no recursion, so deep nesting cannot overflow the stack). */
 function skipValue(text: string, i: number): number {
-  const first = text[i];
-  if (first === '"') return skipString(text, i);
-  if (first === '{' || first === '[') {
+  const first = text.charCodeAt(i);
+  if (first === QUOTE) return skipString(text, i);
+  if (first === 0x7b || first === 0x5b) {
     let depth = 0;
     while (i < text.length) {
-      const c = text[i];
-      if (c === '"') {
+      const c = text.charCodeAt(i);
+      if (c === QUOTE) {
         i = skipString(text, i);
         continue;
       }
-      if (c === '{' || c === '[') depth++;
-      else if (c === '}' || c === ']') {
+      if (c === 0x7b || c === 0x5b) depth++;
+      else if (c === 0x7d || c === 0x5d) {
         depth--;
         if (depth === 0) return i + 1;
       }
@@ -416,6 +481,11 @@ function skipValue(text: string, i: number): number {
     }
     throw new SyntaxError('unexpected end of JSON');
   }
-  while (i < text.length && !',}] \n\r\t'.includes(text[i] as string)) i++;
+  // A number, true, false or null: up to the next delimiter.
+  while (i < text.length) {
+    const c = text.charCodeAt(i);
+    if (c === 0x2c || c === 0x7d || c === 0x5d || c === 0x20 || c === 0x0a || c === 0x0d || c === 0x09) break;
+    i++;
+  }
   return i;
 }

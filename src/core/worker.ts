@@ -119,6 +119,18 @@ class ShutdownError extends Error {
 /** A key holding the wrong kind of value is logged at most once per this interval. */
 const WRONG_KIND_LOG_INTERVAL_MS = 60_000;
 
+/** The current time as `toISOString()` writes it; the text is reused within one millisecond. */
+let isoAt = 0;
+let isoText = '';
+function isoNow(): string {
+  const now = Date.now();
+  if (now !== isoAt) {
+    isoAt = now;
+    isoText = new Date(now).toISOString();
+  }
+  return isoText;
+}
+
 function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
@@ -490,10 +502,10 @@ export class Worker {
       return;
     }
     this.running++;
-    void this.execute(held, decoded.job);
+    void this.execute(held, decoded.job, decoded.data);
   }
 
-  private async execute(held: Held, job: Job): Promise<void> {
+  private async execute(held: Held, job: Job, data: unknown): Promise<void> {
     const started = Date.now();
     const attempt = job.attempts + 1;
     // The per-job child logger is made only when something logs with it (most jobs log nothing).
@@ -534,7 +546,24 @@ export class Worker {
         };
         let running: Promise<unknown>;
         try {
-          const handlerJob: HandlerJob = { ...job, data: JSON.parse(job.payload) as unknown };
+          // Built field by field: a spread of the job costs more than the rest of the dispatch.
+          const handlerJob: HandlerJob = {
+            id: job.id,
+            name: job.name,
+            description: job.description,
+            payload: job.payload,
+            status: job.status,
+            priority: job.priority,
+            createdAt: job.createdAt,
+            updatedAt: job.updatedAt,
+            scheduledFor: job.scheduledFor,
+            attempts: job.attempts,
+            maxRetries: job.maxRetries,
+            error: job.error,
+            routingKey: job.routingKey,
+            extra: job.extra,
+            data,
+          };
           const value = handler(handlerJob, context);
           running = Promise.resolve(value);
         } catch (error) {
@@ -580,17 +609,10 @@ export class Worker {
       if (outcome.ok) {
         this.counters.completed++;
         if (this.logger.isLevelEnabled('debug')) logOf().debug({ duration_ms: durationMs }, 'Job completed');
-        // scheduledFor: undefined rather than `delete`, which would slow the object down.
-        const done: Job = {
-          ...job,
-          status: 'completed',
-          updatedAt: new Date().toISOString(),
-          scheduledFor: undefined,
-        };
         this.settle(held, {
           id: job.id,
           action: 'complete',
-          document: encodeJob(done),
+          document: encodeJob(job, { status: 'completed', updatedAt: isoNow(), scheduledFor: '' }),
           documentTtlSeconds: this.queue.ttl.completedSeconds,
           result: { status: 'completed', resultJson, durationMs },
         });

@@ -181,7 +181,7 @@ describe('decodeJob on the vectors', () => {
       expect(job.maxRetries).toBe(doc.max_retries);
       expect(job.routingKey).toBe(doc.routing_key);
       if ('scheduled_for' in doc) expect(job.scheduledFor).toBe(doc.scheduled_for);
-      else expect('scheduledFor' in job).toBe(false);
+      else expect(job.scheduledFor).toBeUndefined();
       expect(job.payload).toBe(rawPayloadOf(text));
       expect(JSON.parse(job.payload)).toEqual(doc.payload);
       expect(job.extra).toEqual([]);
@@ -241,7 +241,7 @@ describe('decodeJob on the vectors', () => {
   it('reads SDK jobs: "" description/error/routing_key, status "scheduled", scheduled_for only when written', () => {
     const py = decodeOk(python.keys['bananas:job:1e1b3409-194c-4abc-a8c6-7fe92d50e8c5']?.value as string);
     expect(py).toMatchObject({ description: '', error: '', routingKey: '', payload: PY_PAYLOAD });
-    expect('scheduledFor' in py).toBe(false);
+    expect(py.scheduledFor).toBeUndefined();
 
     const scheduled = decodeOk(
       python.keys['bananas:job:5122b91c-2631-474a-bbb4-25dcc6e15f34']?.value as string,
@@ -547,7 +547,7 @@ describe('decodeJob on broken input', () => {
       withFields({ description: null, error: null, routing_key: null, scheduled_for: '' }),
     );
     expect(job).toMatchObject({ description: '', error: '', routingKey: '' });
-    expect('scheduledFor' in job).toBe(false);
+    expect(job.scheduledFor).toBeUndefined();
   });
 
   it.each([
@@ -694,7 +694,7 @@ describe('newJob', () => {
       routingKey: 'default',
       extra: [],
     });
-    expect('scheduledFor' in job).toBe(false);
+    expect(job.scheduledFor).toBeUndefined();
     expect(newJob('x', 'null').id).not.toBe(newJob('x', 'null').id);
   });
 
@@ -857,5 +857,58 @@ describe('topLevelRawValues', () => {
     expect(topLevelRawValues(' { \n } ').size).toBe(0);
     expect(() => topLevelRawValues('[1]')).toThrow(SyntaxError);
     expect(() => topLevelRawValues('"s"')).toThrow(SyntaxError);
+  });
+});
+
+describe('decodeJob: the payload it keeps and the value it hands out agree', () => {
+  const base = '{"id":"a","name":"n","payload":{"v":1},"status":"pending"';
+
+  it.each([
+    ['a plain document', `${base}}`, '{"v":1}'],
+    ['a duplicate payload key later (the last wins)', `${base},"payload":[2]}`, '[2]'],
+    ['a later payload key spelled with \\u escapes', `${base},"p\\u0061yload":"x"}`, '"x"'],
+    ['"payload" inside a later string only', `${base},"error":"bad \\"payload\\""}`, '{"v":1}'],
+    ['an unknown field after the payload', `${base},"zz":{"payload":3}}`, '{"v":1}'],
+    ['no payload at all', '{"id":"a","name":"n"}', 'null'],
+  ])('%s', (_label, text, rawPayload) => {
+    const result = decodeJob(text);
+    if (!result.ok) throw new Error(result.reason);
+    expect(result.job.payload).toBe(rawPayload);
+    expect(result.data).toEqual(JSON.parse(rawPayload));
+    expect(result.data).toEqual((JSON.parse(text) as { payload?: unknown }).payload ?? null);
+  });
+
+  it('keeps unknown fields found after an early payload', () => {
+    const job = decodeOk(`${base},"zz":{"payload":3},"yy":1}`);
+    expect(job.extra).toEqual([
+      ['zz', '{"payload":3}'],
+      ['yy', '1'],
+    ]);
+  });
+});
+
+describe('encodeJob with changes', () => {
+  it('writes the changed fields and nothing else differs from a copy with those fields', () => {
+    const job = decodeOk(
+      '{"id":"a","name":"n","payload":{"big":12345678901234567890},"status":"processing","priority":"high","created_at":"c","updated_at":"u","scheduled_for":"s","attempts":1,"max_retries":3,"error":"e","routing_key":"gpu","x":[1]}',
+    );
+    const changed = encodeJob(job, { status: 'completed', updatedAt: 'later', scheduledFor: '' });
+    expect(changed).toBe(
+      encodeJob({ ...job, status: 'completed', updatedAt: 'later', scheduledFor: undefined }),
+    );
+    expect(changed).not.toContain('scheduled_for');
+    expect(changed).toContain('"payload":{"big":12345678901234567890}');
+    expect(encodeJob(job, { attempts: 2, error: 'boom "quoted"' })).toContain(
+      '"attempts":2,"max_retries":3,"error":"boom \\"quoted\\""',
+    );
+  });
+
+  it('quotes every string exactly as JSON.stringify does', () => {
+    for (const text of ['plain', 'é', 'a"b', 'a\\b', '\u0001', '\u2028', '\ud83d\ude00', '\ud800']) {
+      const job = newJob(text, '{}', { id: text, description: text });
+      const parsed = JSON.parse(encodeJob(job)) as { id: string; name: string };
+      expect(parsed.id).toBe(JSON.parse(JSON.stringify(text)));
+      expect(encodeJob(job)).toContain(`"id":${JSON.stringify(text)}`);
+    }
   });
 });
