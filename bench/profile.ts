@@ -57,7 +57,7 @@ const cpuBefore = await redisCpuSeconds();
 const netBefore = await netBytes();
 mkdirSync('bench/results', { recursive: true });
 const nodeArgs = process.env.PROFILE_CPU === '1' ? ['--cpu-prof', '--cpu-prof-dir=bench/results'] : [];
-const result = await new Promise<{ wall_ms: number; cpu_ms?: number; rss_mib?: number }>(
+const result = await new Promise<{ wall_ms: number; cpu_ms?: number; rss_mib?: number; elu?: number }>(
   (resolve, reject) => {
     const child = spawn(
       process.execPath,
@@ -82,7 +82,7 @@ const result = await new Promise<{ wall_ms: number; cpu_ms?: number; rss_mib?: n
     child.on('exit', (code) => {
       if (code !== 0) return reject(new Error(`worker child exited ${code}`));
       const last = out.trim().split('\n').pop()!;
-      resolve(JSON.parse(last) as { wall_ms: number; cpu_ms?: number; rss_mib?: number });
+      resolve(JSON.parse(last) as { wall_ms: number; cpu_ms?: number; rss_mib?: number; elu?: number });
     });
   },
 );
@@ -93,7 +93,8 @@ const stats = await commandStats();
 printMachine();
 console.log(
   `${jobs} no-op jobs, concurrency ${concurrency}: ${Math.round(jobs / (result.wall_ms / 1000))} jobs/s, ` +
-    `wall ${result.wall_ms} ms, peak RSS ${result.rss_mib?.toFixed(0)} MiB`,
+    `wall ${result.wall_ms} ms, peak RSS ${result.rss_mib?.toFixed(0)} MiB, ` +
+    `worker event loop busy ${result.elu === undefined ? '?' : (100 * result.elu).toFixed(0)} %`,
 );
 console.log(
   `Redis CPU ${((1000 * redisCpuMs) / jobs).toFixed(1)} µs/job (${((100 * redisCpuMs) / result.wall_ms).toFixed(0)} % of a core); ` +

@@ -5,6 +5,7 @@
  *   mode latency: record enqueue→start delays (payload.t) until <count> jobs have completed; report them
  * Prints {"ready":true} once the worker runs, and one JSON line with the figures when done.
  */
+import { performance } from 'node:perf_hooks';
 import { Redis } from 'ioredis';
 import { peakRssMiB, preciseNowMs } from './machine.js';
 
@@ -20,11 +21,13 @@ const count = Number(countText);
 const delays: number[] = [];
 let firstStart = 0;
 let cpuAtStart: NodeJS.CpuUsage | undefined;
+let eluAtStart: ReturnType<typeof performance.eventLoopUtilization> | undefined;
 
 function onStart(data: { t?: number } | undefined): void {
   if (firstStart === 0) {
     firstStart = Date.now();
     cpuAtStart = process.cpuUsage();
+    eluAtStart = performance.eventLoopUtilization();
   }
   if (mode === 'latency' && data?.t) delays.push(preciseNowMs() - data.t);
 }
@@ -55,6 +58,7 @@ async function waitAndReport(
     done_at: doneAt,
     delays,
     rss_mib: peakRssMiB(process.pid),
+    elu: performance.eventLoopUtilization(eluAtStart).utilization,
   };
   process.stdout.write(`${JSON.stringify(report)}\n`);
 }

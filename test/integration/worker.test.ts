@@ -302,6 +302,23 @@ describe('worker', () => {
     expect(await redis.zcard(queue.keys.workers)).toBe(0);
   });
 
+  it('stopped in the middle of a fast drain, leaves every job completed once or back in its queue', async () => {
+    const total = 3000;
+    for (let i = 0; i < total; i += 1000)
+      await queue.enqueueBatch(Array.from({ length: 1000 }, () => ({ name: 'noop', payload: {} })));
+    let runs = 0;
+    const worker = startWorker({ noop: () => void runs++ }, { concurrency: 50 });
+    await waitFor(() => runs >= 500, 10_000, '500 jobs run');
+    await worker.stop();
+    const stats = worker.stats();
+    expect(await redis.llen(queue.keys.processing)).toBe(0);
+    expect(await redis.zcard(queue.keys.leases)).toBe(0);
+    const queued = await redis.llen(queue.keys.queue('normal'));
+    expect(stats.completed).toBe(runs);
+    expect(stats.completed + queued).toBe(total);
+    expect(queued).toBeGreaterThan(0);
+  });
+
   it('registers itself with a heartbeat that operators can read', async () => {
     const worker = startWorker({ x: () => 'ok' }, { concurrency: 7, routingKeys: ['default', 'gpu'] });
     await waitFor(
