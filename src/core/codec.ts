@@ -278,12 +278,13 @@ export interface NewJobOptions {
   maxRetries?: number;
   /** When set, the job is written with status `scheduled` and this time. */
   scheduledFor?: Date;
-  now?: Date;
+  /** The creation time, or its `toISOString()` text (a batch builds it once). */
+  now?: Date | string;
 }
 
 /** Builds a new job; `payload` is raw JSON text (validate it with {@link assertJsonText}). */
 export function newJob(name: string, payload: string, options: NewJobOptions = {}): Job {
-  const now = (options.now ?? new Date()).toISOString();
+  const now = typeof options.now === 'string' ? options.now : (options.now ?? new Date()).toISOString();
   const job: Job = {
     id: options.id ?? randomUUID(),
     name,

@@ -155,7 +155,8 @@ export class Queue {
    * {@link ENQUEUE_CHUNK}, sent back to back so Redis stores one chunk while the next is encoded.
    */
   async enqueueBatch(requests: EnqueueRequest[], now: Date = new Date()): Promise<EnqueueBatchResult> {
-    const jobs = requests.map((request) => this.buildJob(request, now));
+    const nowText = now.toISOString();
+    const jobs = requests.map((request) => this.buildJob(request, now, nowText));
     if (jobs.length === 0) return { enqueued: [], duplicates: [] };
     const calls: Array<Promise<number[]>> = [];
     for (let from = 0; from < jobs.length; from += ENQUEUE_CHUNK) {
@@ -183,7 +184,7 @@ export class Queue {
     return { enqueued, duplicates };
   }
 
-  private buildJob(request: EnqueueRequest, now: Date): { job: Job; runAt?: Date } {
+  private buildJob(request: EnqueueRequest, now: Date, nowText: string): { job: Job; runAt?: Date } {
     if (typeof request.name !== 'string' || request.name.trim() === '') {
       throw new UsageError('a job needs a non-empty name');
     }
@@ -223,7 +224,7 @@ export class Queue {
       routingKey,
       maxRetries: request.maxRetries,
       scheduledFor: runAt,
-      now,
+      now: nowText,
     });
     return { job, runAt };
   }
