@@ -158,6 +158,40 @@ describe.skipIf(onCluster())('Redis ACL users (docs/security.md)', () => {
     expect(worker.stats()).toMatchObject({ completed: 1, failed: 1 });
   });
 
+  it('a worker user set up with the earlier rules (no +hmget) still settles jobs', async () => {
+    const earlier = { name: `bt-acl-earlier-${run}`, password: randomBytes(12).toString('hex') };
+    const rules = rulesFor('bananas-worker', earlier.password).filter((rule) => rule !== '+hmget');
+    expect(rules.length).toBe(rulesFor('bananas-worker', earlier.password).length - 1);
+    await admin.call('ACL', 'SETUSER', earlier.name, ...rules);
+    expect(await admin.call('ACL', 'DRYRUN', earlier.name, 'HMGET', `${prefix}x`, 'f')).not.toBe('OK');
+    expect(await admin.call('ACL', 'DRYRUN', earlier.name, 'HGET', `${prefix}x`, 'f')).toBe('OK');
+    const client = rawClient(urlFor(earlier));
+    const worker = new Worker({
+      handlers: { echo: async (job) => job.data },
+      redisUrl: urlFor(earlier),
+      prefix,
+      concurrency: 20,
+      logger: createLogger({ level: 'silent' }),
+    });
+    try {
+      const workerQueue = new Queue(client, { prefix });
+      const { enqueued } = await workerQueue.enqueueBatch(
+        Array.from({ length: 50 }, (_, i) => ({ name: 'echo', payload: { i } })),
+      );
+      await worker.start();
+      await waitFor(async () => worker.stats().completed === enqueued.length, 10_000, 'every job completed');
+      const statuses = await Promise.all(
+        enqueued.map((job) => admin.hget(`${prefix}result:${job.id}`, 'status')),
+      );
+      expect(statuses.every((status) => status === 'completed')).toBe(true);
+      expect(await admin.llen(`${prefix}queue:processing`)).toBe(0);
+    } finally {
+      await worker.stop();
+      client.disconnect();
+      await admin.call('ACL', 'DELUSER', earlier.name);
+    }
+  });
+
   it('a worker user runs `worker start` through jobs; the read-only operator sees it in worker list and processing list', async () => {
     const enqueued: string[] = [];
     for (const payload of ['{"n":1}', '{"n":2}', '{"n":3}']) {

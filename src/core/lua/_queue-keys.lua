@@ -165,6 +165,24 @@ local function bananasMget(keys)
   return values
 end
 
+-- The values of `fields` of hash `key` in order (false where there is none), read with HMGET in chunks,
+-- or with one HGET per field where HMGET fails (a user without it: the worker ACL of earlier releases).
+local function bananasHmget(key, fields)
+  local values = {}
+  for from = 1, #fields, BANANAS_CHUNK do
+    local to = math.min(from + BANANAS_CHUNK - 1, #fields)
+    local part = redis.pcall('HMGET', key, unpack(fields, from, to))
+    if type(part) == 'table' and part['err'] then
+      -- Not allowed (the wording of that error differs between Redis versions): HGET says why if it
+      -- fails too.
+      for j = from, to do values[j] = redis.call('HGET', key, fields[j]) end
+    else
+      for j = 1, #part do values[from + j - 1] = part[j] end
+    end
+  end
+  return values
+end
+
 -- Removing a batch of entries from a list by position (dlq-requeue-1.lua, dlq-clear-1.lua), step 1.
 -- `hints`: where each entry is expected, as a negative index from the tail (0 = unknown). Returns a
 -- function (id, hint) -> the entry's position now (a negative index) or false. One LRANGE checks every

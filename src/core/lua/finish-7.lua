@@ -58,12 +58,15 @@ if wrong then return wrong end
 -- Pass 1: which entries the caller still holds (an id given twice is applied once). Their lease and
 -- owner entries, and the result hashes about to be rewritten, go with one variadic command each.
 local applied, appliedIds, resultKeys, seen = {}, {}, {}, {}
+local ids = {}
+for i = 0, n - 1 do ids[i + 1] = ARGV[8 + i * 10] end
+local holders = bananasHmget(owners, ids)
 for i = 0, n - 1 do
   local b = 8 + i * 10
   local id = ARGV[b]
   if ARGV[b + 1] == 'release' and not bananasUsable(ARGV[b + 5], 'list') then
     results[i + 1] = -1
-  elseif not seen[id] and redis.call('HGET', owners, id) == owner then
+  elseif not seen[id] and holders[i + 1] == owner then
     seen[id] = true
     applied[#applied + 1] = b
     appliedIds[#appliedIds + 1] = id
