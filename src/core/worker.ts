@@ -166,9 +166,6 @@ export class Worker {
   /** Dequeues in flight, and the slots they reserve. */
   private fetches = 0;
   private reserved = 0;
-  /** Dequeue replies not dispatched yet (their slots stay reserved), and whether they are being taken. */
-  private readonly arrivals: Array<{ entries: DequeuedEntry[]; want: number }> = [];
-  private takingArrivals = false;
   /** A dequeue came back with fewer jobs than asked: wait for work once no dequeue is in flight. */
   private drained = false;
   private fetchPausedUntil = 0;
@@ -352,8 +349,7 @@ export class Worker {
       }
     }
     // Jobs a dequeue still in flight delivers are released by dispatch (the worker is stopping).
-    while (this.fetches > 0 || this.arrivals.length > 0)
-      await new Promise<void>((resolve) => (this.loopWaiter = resolve));
+    while (this.fetches > 0) await new Promise<void>((resolve) => (this.loopWaiter = resolve));
   }
 
   /** Wakes the fetch loop (a slot was freed or a dequeue returned). */
@@ -381,11 +377,9 @@ export class Worker {
       .then(
         (entries) => {
           this.fetches--;
-          this.arrivals.push({ entries, want });
-          if (!this.takingArrivals) {
-            this.takingArrivals = true;
-            this.takeArrival();
-          }
+          this.reserved -= want;
+          if (entries.length < want) this.drained = true;
+          for (const entry of entries) this.dispatch(entry);
         },
         (err: unknown) => {
           this.fetches--;
@@ -397,27 +391,6 @@ export class Worker {
         },
       )
       .finally(() => this.wakeLoop());
-  }
-
-  /**
-   * Dispatches the jobs of one dequeue reply. Replies that arrived together are taken one per turn of the
-   * event loop, the next one two turns later: the slots the first batch frees go out as a new dequeue
-   * before the next batch runs. Taken together, both batches would free every slot at once and the two
-   * dequeues would again travel together, leaving Redis idle while the worker runs and the worker idle
-   * while Redis works (measured: the worker's event loop idle about 40 % of a drain).
-   */
-  private takeArrival(): void {
-    const arrival = this.arrivals.shift();
-    if (!arrival) {
-      this.takingArrivals = false;
-      return;
-    }
-    this.reserved -= arrival.want;
-    if (arrival.entries.length < arrival.want) this.drained = true;
-    for (const entry of arrival.entries) this.dispatch(entry);
-    this.wakeLoop();
-    if (this.arrivals.length > 0) setImmediate(() => setImmediate(() => this.takeArrival()));
-    else this.takingArrivals = false;
   }
 
   /**
