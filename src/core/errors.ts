@@ -87,5 +87,10 @@ export function errorMessage(err: unknown): string {
     }
     return err.message;
   }
-  return String(err);
+  try {
+    return String(err);
+  } catch {
+    // A thrown value with no way to print it (an object without a prototype, a throwing toString).
+    return `${Object.prototype.toString.call(err)} (thrown value cannot be printed)`;
+  }
 }

@@ -162,6 +162,26 @@ describe('worker', () => {
     );
   });
 
+  it('fails a job whose handler throws something that cannot be printed, and keeps going', async () => {
+    const odd = await queue.enqueue('odd', null, { maxRetries: 1 });
+    const sync = await queue.enqueue('syncThrow', null, { maxRetries: 1 });
+    const good = await queue.enqueue('fine');
+    startWorker({
+      odd: async () => {
+        throw Object.create(null) as unknown;
+      },
+      syncThrow: () => {
+        throw Object.create(null) as unknown;
+      },
+      fine: () => 'ok',
+    });
+    await deadLettered(odd.id, 'odd dead letter');
+    await deadLettered(sync.id, 'sync dead letter');
+    await completed(good.id, 'good job');
+    expect((await documentOf(odd.id)).error).toBe('[object Object] (thrown value cannot be printed)');
+    expect((await documentOf(sync.id)).status).toBe('failed');
+  });
+
   it('dead-letters a corrupt document at once without retry and keeps its bytes', async () => {
     const corrupt = '{"id":"c1","name":"x","payload":{oops}';
     await redis.set(queue.keys.job('c1'), corrupt);
