@@ -151,7 +151,7 @@ export function decodeJob(stored: string | Buffer): DecodeResult {
         return !unknownFields && !text.includes('"payload"', end) && !text.includes('\\u', end);
       }
       if (!KNOWN_FIELDS.has(key)) {
-        // A later duplicate wins, in its own position, as in JSON.parse.
+        // A later duplicate wins (as in JSON.parse) and keeps its own position.
         const earlier = extra.findIndex(([k]) => k === key);
         if (earlier >= 0) extra.splice(earlier, 1);
         extra.push([key, text.slice(start, end)]);
