@@ -626,25 +626,22 @@ export class Worker {
     const message = errorMessage(error);
     const stack = error instanceof Error ? error.stack : undefined;
     const attempts = job.attempts + 1;
-    const failed: Job = { ...job, attempts, error: message, updatedAt: new Date().toISOString() };
+    const changes = { attempts, error: message, updatedAt: new Date().toISOString() };
     if (attempts < job.maxRetries) {
       const runAt = new Date(Date.now() + retryDelayMs(attempts, this.options.retry));
-      failed.status = 'pending';
-      failed.scheduledFor = runAt.toISOString();
+      const retryAt = runAt.toISOString();
       this.counters.retried++;
       this.nextPromoteAt = Math.min(this.nextPromoteAt, runAt.getTime());
-      log.warn({ err: message, stack, retry_at: failed.scheduledFor }, 'Job failed; retry scheduled');
+      log.warn({ err: message, stack, retry_at: retryAt }, 'Job failed; retry scheduled');
       this.settle(held, {
         id: job.id,
         action: 'retry',
-        document: encodeJob(failed),
+        document: encodeJob(job, { ...changes, status: 'pending', scheduledFor: retryAt }),
         runAt,
         target: this.queue.keys.signal(job.routingKey),
       });
       return;
     }
-    failed.status = 'failed';
-    delete failed.scheduledFor;
     this.counters.failed++;
     log.error(
       { err: message, stack, attempts, max_retries: job.maxRetries },
@@ -653,7 +650,7 @@ export class Worker {
     this.settle(held, {
       id: job.id,
       action: 'dead',
-      document: encodeJob(failed),
+      document: encodeJob(job, { ...changes, status: 'failed', scheduledFor: '' }),
       documentTtlSeconds: this.queue.ttl.failedSeconds,
       result: { status: 'failed', error: message, durationMs },
     });
