@@ -57,35 +57,35 @@ const cpuBefore = await redisCpuSeconds();
 const netBefore = await netBytes();
 mkdirSync('bench/results', { recursive: true });
 const nodeArgs = process.env.PROFILE_CPU === '1' ? ['--cpu-prof', '--cpu-prof-dir=bench/results'] : [];
-const result = await new Promise<{ wall_ms: number; cpu_ms?: number; rss_mib?: number; elu?: number }>(
-  (resolve, reject) => {
-    const child = spawn(
-      process.execPath,
-      [
-        ...nodeArgs,
-        '--import',
-        'tsx',
-        'bench/worker-child.ts',
-        'bananas',
-        server.url,
-        String(concurrency),
-        'drain',
-        String(jobs),
-      ],
-      { stdio: ['pipe', 'pipe', 'inherit'] },
-    );
-    let out = '';
-    child.stdout.on('data', (c: Buffer) => {
-      out += c.toString();
-      if (out.includes('"ready"')) child.stdin.end('go\n');
-    });
-    child.on('exit', (code) => {
-      if (code !== 0) return reject(new Error(`worker child exited ${code}`));
-      const last = out.trim().split('\n').pop()!;
-      resolve(JSON.parse(last) as { wall_ms: number; cpu_ms?: number; rss_mib?: number; elu?: number });
-    });
-  },
-);
+/** The worker child's report (bench/worker-child.ts). */
+type ChildReport = { wall_ms: number; cpu_ms?: number; rss_mib?: number; elu?: number };
+const result = await new Promise<ChildReport>((resolve, reject) => {
+  const child = spawn(
+    process.execPath,
+    [
+      ...nodeArgs,
+      '--import',
+      'tsx',
+      'bench/worker-child.ts',
+      'bananas',
+      server.url,
+      String(concurrency),
+      'drain',
+      String(jobs),
+    ],
+    { stdio: ['pipe', 'pipe', 'inherit'] },
+  );
+  let out = '';
+  child.stdout.on('data', (c: Buffer) => {
+    out += c.toString();
+    if (out.includes('"ready"')) child.stdin.end('go\n');
+  });
+  child.on('exit', (code) => {
+    if (code !== 0) return reject(new Error(`worker child exited ${code}`));
+    const last = out.trim().split('\n').pop()!;
+    resolve(JSON.parse(last) as ChildReport);
+  });
+});
 const redisCpuMs = ((await redisCpuSeconds()) - cpuBefore) * 1000;
 const netAfter = await netBytes();
 const stats = await commandStats();

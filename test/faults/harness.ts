@@ -39,11 +39,16 @@ export function printResults(): void {
     String(r.misplaced),
     r.recovery_ms === undefined ? '-' : `${(r.recovery_ms / 1000).toFixed(1)} s`,
   ]);
+  const notes = results.filter((r) => r.notes).map((r) => `${r.scenario}: ${r.notes}`);
+  printResultTable('Fault-injection results', header, rows, notes);
+}
+
+/** Prints a titled table (first column left-aligned, the others right-aligned), then `notes`. */
+export function printResultTable(title: string, header: string[], rows: string[][], notes: string[]): void {
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((row) => row[i]!.length)));
   const line = (cells: string[]) =>
     cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ');
-  const notes = results.filter((r) => r.notes).map((r) => `${r.scenario}: ${r.notes}`);
-  console.log(['', 'Fault-injection results', line(header), ...rows.map(line), ...notes, ''].join('\n'));
+  console.log(['', title, line(header), ...rows.map(line), ...notes, ''].join('\n'));
 }
 
 export class RunLog {

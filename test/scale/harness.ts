@@ -6,7 +6,7 @@ import { expect } from 'vitest';
 import type { RedisClient } from '../../src/core/connection.js';
 import type { Keys } from '../../src/core/keys.js';
 import type { Queue } from '../../src/core/queue.js';
-import { tally, waitAllCompleted, type RunLog } from '../faults/harness.js';
+import { printResultTable, tally, waitAllCompleted, type RunLog } from '../faults/harness.js';
 import type { CliProcess } from '../helpers/cli.js';
 
 export async function enqueueWork(
@@ -47,13 +47,8 @@ export function printScaleResults(results: ScaleResult[]): void {
     `${(r.failover_ms / 1000).toFixed(1)} s`,
     `${(r.recovery_ms / 1000).toFixed(1)} s`,
   ]);
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((row) => (row[i] as string).length)));
-  const line = (cells: string[]) =>
-    cells
-      .map((c, i) => (i === 0 ? c.padEnd(widths[i] as number) : c.padStart(widths[i] as number)))
-      .join('  ');
   const notes = results.filter((r) => r.notes).map((r) => `  ${r.scenario}: ${r.notes}`);
-  console.log(['', 'Scale failover results', line(header), ...rows.map(line), ...notes, ''].join('\n'));
+  printResultTable('Scale failover results', header, rows, notes);
 }
 
 /**
