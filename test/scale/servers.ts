@@ -17,6 +17,11 @@ function recordPid(pid: number | undefined): void {
   if (PID_FILE && pid !== undefined) appendFileSync(PID_FILE, `${pid}\n`);
 }
 
+/** A data node's loopback-only, persistence-off arguments, its files in `dir`. */
+function localDataArgs(dir: string): string[] {
+  return ['--bind', '127.0.0.1', '--dir', dir, '--save', '', '--appendonly', 'no'];
+}
+
 function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
@@ -192,14 +197,7 @@ export class LocalCluster {
           : [];
         const node = new Node(port, dir, [
           ...(tls ? tls.args(port) : ['--port', String(port)]),
-          '--bind',
-          '127.0.0.1',
-          '--dir',
-          dir,
-          '--save',
-          '',
-          '--appendonly',
-          'no',
+          ...localDataArgs(dir),
           '--cluster-enabled',
           'yes',
           '--cluster-config-file',
@@ -381,14 +379,7 @@ export class LocalSentinelGroup {
     const dataArgs = (port: number, dir: string) => [
       '--port',
       String(port),
-      '--bind',
-      '127.0.0.1',
-      '--dir',
-      dir,
-      '--save',
-      '',
-      '--appendonly',
-      'no',
+      ...localDataArgs(dir),
       ...(options.args ?? []),
     ];
     const started: Node[] = [];
