@@ -1,13 +1,15 @@
 /**
- * What the failover scenarios share (cluster, sentinel): enqueueing the work and a results table printed
- * at the end of the file. Where every id stands is checked with the fault suite's placement helpers.
+ * What the failover scenarios share (cluster, sentinel): enqueueing the work, the worker processes and
+ * their checks, and a results table printed at the end of the file. Where every id stands is checked with
+ * the fault suite's placement helpers.
  */
 import { expect } from 'vitest';
-import type { RedisClient } from '../../src/core/connection.js';
+import { connectOrThrow, createRedis, type RedisClient } from '../../src/core/connection.js';
 import type { Keys } from '../../src/core/keys.js';
 import type { Queue } from '../../src/core/queue.js';
-import { printResultTable, tally, waitAllCompleted, type RunLog } from '../faults/harness.js';
-import type { CliProcess } from '../helpers/cli.js';
+import { printResultTable, RunLog, startWorker, tally, waitAllCompleted } from '../faults/harness.js';
+import type { CliProcess, SnapshotBuild } from '../helpers/cli.js';
+import { recordPid } from './servers.js';
 
 export async function enqueueWork(
   queue: Queue,
@@ -35,7 +37,7 @@ export interface ScaleResult {
   notes?: string;
 }
 
-export function printScaleResults(results: ScaleResult[]): void {
+function printScaleResults(results: ScaleResult[]): void {
   if (results.length === 0) return;
   const header = ['scenario', 'jobs', 'lost', 'duplicated', 'misplaced', 'failover', 'all done after kill'];
   const rows = results.map((r) => [
@@ -52,37 +54,79 @@ export function printScaleResults(results: ScaleResult[]): void {
 }
 
 /**
- * After a failover: waits until every job completed, records the scenario's row, and checks the invariant
- * (nothing lost, nothing left anywhere, every job ran, every worker process still running).
+ * A failover scenario's moving parts: a resilient client on the deployment, the worker processes (the built
+ * CLI) and their run log, and the results table, printed by {@link close}.
  */
-export async function expectAllDoneAfterFailover(
-  run: {
+export class FailoverRig {
+  readonly runs = new RunLog();
+  readonly workers: CliProcess[] = [];
+  private readonly results: ScaleResult[] = [];
+
+  private constructor(
+    private readonly url: string,
+    private readonly build: SnapshotBuild,
+    readonly redis: RedisClient,
+  ) {}
+
+  static async open(url: string, build: SnapshotBuild): Promise<FailoverRig> {
+    const redis = createRedis({ url, mode: 'resilient' });
+    await connectOrThrow(redis, url);
+    return new FailoverRig(url, build, redis);
+  }
+
+  /** Starts a worker process with `args` (its pid noted for the scale setup's clean-up). */
+  startWorker(args: string[]): CliProcess {
+    const worker = startWorker(this.build.bin, this.url, this.runs, args);
+    recordPid(worker.child.pid);
+    this.workers.push(worker);
+    return worker;
+  }
+
+  /**
+   * After a failover: waits until every job completed, records the scenario's row, and checks the
+   * invariant (nothing lost, nothing left anywhere, every job ran, every worker process still running).
+   */
+  async expectAllDone(run: {
     scenario: string;
-    redis: RedisClient;
     keys: Keys;
     ids: string[];
-    runs: RunLog;
-    workers: CliProcess[];
     killedAt: number;
     failoverMs: number;
-  },
-  results: ScaleResult[],
-): Promise<void> {
-  const state = await waitAllCompleted(run.redis, run.keys, run.ids, 120_000);
-  const recoveryMs = Date.now() - run.killedAt;
-  const { neverRan, duplicated } = tally(run.runs, run.ids);
-  results.push({
-    scenario: run.scenario,
-    jobs: run.ids.length,
-    lost: state.notCompleted.length,
-    duplicated,
-    misplaced: state.referenced.size,
-    failover_ms: run.failoverMs,
-    recovery_ms: recoveryMs,
-  });
-  for (const w of run.workers)
-    expect(w.child.exitCode, `worker exited:\n${w.output().slice(-2000)}`).toBeNull();
-  expect(state.notCompleted).toEqual([]);
-  expect([...state.referenced]).toEqual([]);
-  expect(neverRan).toBe(0);
+  }): Promise<void> {
+    const state = await waitAllCompleted(this.redis, run.keys, run.ids, 120_000);
+    const recoveryMs = Date.now() - run.killedAt;
+    const { neverRan, duplicated } = tally(this.runs, run.ids);
+    this.results.push({
+      scenario: run.scenario,
+      jobs: run.ids.length,
+      lost: state.notCompleted.length,
+      duplicated,
+      misplaced: state.referenced.size,
+      failover_ms: run.failoverMs,
+      recovery_ms: recoveryMs,
+    });
+    for (const w of this.workers)
+      expect(w.child.exitCode, `worker exited:\n${w.output().slice(-2000)}`).toBeNull();
+    expect(state.notCompleted).toEqual([]);
+    expect([...state.referenced]).toEqual([]);
+    expect(neverRan).toBe(0);
+  }
+
+  /** SIGTERMs the workers: each exits 0, at once (nothing may hang on a connection the failover killed). */
+  async expectWorkersStop(): Promise<void> {
+    for (const w of this.workers) w.child.kill('SIGTERM');
+    const stopping = Date.now();
+    const exits = await Promise.all(this.workers.map((w) => w.done));
+    expect(exits.map((e) => e.code)).toEqual(this.workers.map(() => 0));
+    expect(Date.now() - stopping).toBeLessThan(10_000);
+  }
+
+  /** Kills what still runs, disconnects, removes the run log and prints the results. */
+  async close(): Promise<void> {
+    for (const w of this.workers) if (w.child.exitCode === null) w.child.kill('SIGKILL');
+    await Promise.all(this.workers.map((w) => w.done.catch(() => undefined)));
+    this.redis.disconnect();
+    this.runs.remove();
+    printScaleResults(this.results);
+  }
 }

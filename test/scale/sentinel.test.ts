@@ -4,59 +4,36 @@
  * follow by themselves. What can be lost is what the old master acknowledged but had not replicated: the
  * enqueues were replicated before the kill (WAIT), so every job must complete; re-runs are counted.
  */
-import { appendFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { connectOrThrow, createRedis, type RedisClient } from '../../src/core/connection.js';
 import { Queue } from '../../src/core/queue.js';
-import { RunLog, startWorker, tally } from '../faults/harness.js';
-import {
-  cleanEnv,
-  oneErrorLine,
-  runCli,
-  snapshotBuild,
-  type CliProcess,
-  type SnapshotBuild,
-} from '../helpers/cli.js';
+import { tally } from '../faults/harness.js';
+import { cleanEnv, oneErrorLine, runCli, snapshotBuild, type SnapshotBuild } from '../helpers/cli.js';
 import { waitFor } from '../helpers/context.js';
-import { enqueueWork, expectAllDoneAfterFailover, printScaleResults, type ScaleResult } from './harness.js';
+import { enqueueWork, FailoverRig } from './harness.js';
 import { freeClusterPort, LocalSentinelGroup, until } from './servers.js';
 
 const JOBS = Number(process.env.SCALE_JOBS ?? 3000);
-const results: ScaleResult[] = [];
 let group: LocalSentinelGroup;
 let build: SnapshotBuild;
-let redis: RedisClient;
-let runs: RunLog;
-const workers: CliProcess[] = [];
+let rig: FailoverRig;
 
 beforeAll(async () => {
   [group, build] = await Promise.all([LocalSentinelGroup.start(), snapshotBuild()]);
-  redis = createRedis({ url: group.url(), mode: 'resilient' });
-  await connectOrThrow(redis, group.url());
-  runs = new RunLog();
+  rig = await FailoverRig.open(group.url(), build);
 });
 
 afterAll(async () => {
-  for (const w of workers) if (w.child.exitCode === null) w.child.kill('SIGKILL');
-  await Promise.all(workers.map((w) => w.done.catch(() => undefined)));
-  redis?.disconnect();
+  await rig?.close();
   await group?.destroy();
   build?.remove();
-  runs?.remove();
-  printScaleResults(results);
 });
 
 function cli(args: string[], url = group.url()) {
   return runCli(build.bin, args, { env: cleanEnv({ REDIS_URL: url }), timeoutMs: 30_000 });
 }
 
-function runWorker(): CliProcess {
-  const worker = startWorker(build.bin, group.url(), runs, ['--concurrency', '25', '--lease', '5s']);
-  if (process.env.BANANAS_SCALE_PIDS && worker.child.pid) {
-    appendFileSync(process.env.BANANAS_SCALE_PIDS, `${worker.child.pid}\n`);
-  }
-  workers.push(worker);
-  return worker;
+function runWorker(): void {
+  rig.startWorker(['--concurrency', '25', '--lease', '5s']);
 }
 
 describe('Sentinel', () => {
@@ -80,14 +57,14 @@ describe('Sentinel', () => {
   });
 
   it('SIGKILL the master mid-run: the sentinels promote the replica and the workers follow', async () => {
-    const queue = new Queue(redis);
+    const queue = new Queue(rig.redis);
     const ids = await enqueueWork(queue, JOBS);
     // Acknowledged and replicated: the limit of what a failover keeps (replication is asynchronous).
-    expect(await redis.call('WAIT', 1, 5000)).toBe(1);
+    expect(await rig.redis.call('WAIT', 1, 5000)).toBe(1);
     expect(await group.currentMasterPort()).toBe(group.master.port);
     runWorker();
     runWorker();
-    await waitFor(() => tally(runs, ids).neverRan < JOBS * 0.7, 60_000, '30 % of the jobs run');
+    await waitFor(() => tally(rig.runs, ids).neverRan < JOBS * 0.7, 60_000, '30 % of the jobs run');
     await group.master.kill('SIGKILL');
     const killedAt = Date.now();
     await until(
@@ -96,27 +73,16 @@ describe('Sentinel', () => {
       'sentinel failover',
     );
     const failoverMs = Date.now() - killedAt;
-    await expectAllDoneAfterFailover(
-      {
-        scenario: 'sentinel: SIGKILL master',
-        redis,
-        keys: queue.keys,
-        ids,
-        runs,
-        workers,
-        killedAt,
-        failoverMs,
-      },
-      results,
-    );
+    await rig.expectAllDone({
+      scenario: 'sentinel: SIGKILL master',
+      keys: queue.keys,
+      ids,
+      killedAt,
+      failoverMs,
+    });
     const stats = await cli(['queue', 'stats', '--json']);
     expect(stats.code).toBe(0);
     expect((JSON.parse(stats.stdout) as { ready: { total: number } }).ready.total).toBe(0);
-    for (const w of workers) w.child.kill('SIGTERM');
-    const stopping = Date.now();
-    const exits = await Promise.all(workers.map((w) => w.done));
-    expect(exits.map((e) => e.code)).toEqual([0, 0]);
-    // Idle workers stop at once; nothing may hang on a connection the failover killed.
-    expect(Date.now() - stopping).toBeLessThan(10_000);
+    await rig.expectWorkersStop();
   });
 });

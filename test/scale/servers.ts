@@ -13,7 +13,8 @@ import { Redis } from 'ioredis';
 
 const PID_FILE = process.env.BANANAS_SCALE_PIDS;
 
-function recordPid(pid: number | undefined): void {
+/** Notes a process this run started, for the scale setup to kill should the run itself be killed. */
+export function recordPid(pid: number | undefined): void {
   if (PID_FILE && pid !== undefined) appendFileSync(PID_FILE, `${pid}\n`);
 }
 
