@@ -4,6 +4,7 @@
  *
  *   npx tsx bench/profile.ts [jobs=50000] [concurrency=50]
  *   PROFILE_CPU=1 npx tsx bench/profile.ts   # also writes a V8 CPU profile of the worker (bench/results/*.cpuprofile)
+ *   SKIP_BUILD=1 npx tsx bench/profile.ts    # runs dist/ as it is (comparing two checkouts' builds in turns)
  */
 import { execFileSync, spawn } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
@@ -15,7 +16,8 @@ import { printMachine } from './machine.js';
 const jobs = Number(process.argv[2] ?? 50_000);
 const concurrency = Number(process.argv[3] ?? 50);
 
-execFileSync(process.execPath, ['scripts/build.mjs'], { stdio: 'inherit' }); // the child runs dist/
+if (process.env.SKIP_BUILD !== '1')
+  execFileSync(process.execPath, ['scripts/build.mjs'], { stdio: 'inherit' }); // the child runs dist/
 const server = await LocalRedisServer.start();
 const redis = new Redis(server.url);
 const queue = new Queue(redis);

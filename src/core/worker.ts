@@ -135,6 +135,12 @@ function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
+/** Calls `fn` after `turns` turns of the event loop (`setImmediate`, `turns` times). */
+function afterTurns(turns: number, fn: () => void): void {
+  if (turns <= 0) fn();
+  else setImmediate(() => afterTurns(turns - 1, fn));
+}
+
 type ResolvedOptions = Required<
   Pick<
     WorkerOptions,
@@ -169,8 +175,18 @@ export class Worker {
   /** A dequeue came back with fewer jobs than asked: wait for work once no dequeue is in flight. */
   private drained = false;
   private fetchPausedUntil = 0;
+  /**
+   * Dequeued batches waiting for their turn (their jobs are held and keep their slots reserved): see
+   * {@link deliver}.
+   */
+  private inbox: DequeuedEntry[][] = [];
+  private delivering = false;
+  /** Settlements not written yet, and the script calls writing others. */
   private pending: FinishEntry[] = [];
-  private flushing?: Promise<void>;
+  private settling = 0;
+  private flushScheduled = false;
+  private flushTimer?: NodeJS.Timeout;
+  private settlePausedUntil = 0;
   private stopping = false;
   private stopped?: Promise<void>;
   private loop?: Promise<void>;
@@ -352,6 +368,27 @@ export class Worker {
     while (this.fetches > 0) await new Promise<void>((resolve) => (this.loopWaiter = resolve));
   }
 
+  /**
+   * Dispatches the next dequeued batch, then waits three turns of the event loop before the one after:
+   * the fetch loop sends the dequeue refilling the batch's slots on the first turn, its settlements go
+   * out on the second ({@link scheduleFlush}), so Redis works on them while the worker runs the next
+   * batch. Two replies arrive in one read whenever Redis was busy; run back to back, their jobs would
+   * send their requests together too, and from then on Redis and the worker would take turns instead
+   * of working at the same time.
+   */
+  private deliver(): void {
+    if (this.delivering) return;
+    const entries = this.inbox.shift();
+    if (!entries) return;
+    this.reserved -= entries.length;
+    for (const entry of entries) this.dispatch(entry);
+    this.delivering = true;
+    afterTurns(3, () => {
+      this.delivering = false;
+      this.deliver();
+    });
+  }
+
   /** Wakes the fetch loop (a slot was freed or a dequeue returned). */
   private wakeLoop(): void {
     const waiter = this.loopWaiter;
@@ -377,9 +414,12 @@ export class Worker {
       .then(
         (entries) => {
           this.fetches--;
-          this.reserved -= want;
+          // The slots of the jobs delivered stay reserved until they are dispatched.
+          this.reserved -= want - entries.length;
           if (entries.length < want) this.drained = true;
-          for (const entry of entries) this.dispatch(entry);
+          for (const entry of entries) if (entry.document) this.hold(entry);
+          this.inbox.push(entries);
+          this.deliver();
         },
         (err: unknown) => {
           this.fetches--;
@@ -481,7 +521,9 @@ export class Worker {
       this.logger.error({ job_id: entry.id, queue: entry.sourceList }, 'Job data not found for ID');
       return;
     }
-    const held = this.hold(entry);
+    const held = this.held.get(entry.id);
+    // Gone while the batch waited for its turn: lease lost (the heartbeat said so), or released at stop.
+    if (!held || held.decided) return;
     if (this.stopping) {
       this.release(held);
       return;
@@ -665,45 +707,64 @@ export class Worker {
   private settle(held: Held, entry: FinishEntry): void {
     held.decided = true;
     this.pending.push(entry);
-    this.flushing ??= this.flush();
+    this.scheduleFlush();
   }
 
-  private async flush(): Promise<void> {
-    // Let the other jobs ending in this turn of the event loop join the batch.
-    await new Promise((resolve) => setImmediate(resolve));
+  /**
+   * Writes the queued settlements two turns of the event loop from now: the jobs ending meanwhile join
+   * the batch, and the dequeue refilling their slots (sent by the fetch loop on the first turn) reaches
+   * Redis first, so new jobs are handed out before these results are written.
+   */
+  private scheduleFlush(): void {
+    if (this.flushScheduled) return;
+    this.flushScheduled = true;
+    afterTurns(2, () => {
+      this.flushScheduled = false;
+      this.flush();
+    });
+  }
+
+  /** Sends the queued settlements, without waiting for the ones already sent; paused after a failure. */
+  private flush(): void {
+    const pausedMs = this.settlePausedUntil - Date.now();
+    if (pausedMs > 0) {
+      this.flushTimer ??= setTimeout(() => {
+        this.flushTimer = undefined;
+        this.flush();
+      }, pausedMs);
+      return;
+    }
+    while (this.pending.length > 0) void this.writeSettlements(this.pending.splice(0, 200));
+  }
+
+  private async writeSettlements(batch: FinishEntry[]): Promise<void> {
+    this.settling++;
     try {
-      while (this.pending.length > 0) {
-        const batch = this.pending.splice(0, 200);
-        try {
-          const refused = new Set<string>();
-          const applied = await this.queue.finish(this.id, batch, new Date(), ({ id, key }) => {
-            refused.add(id);
-            this.logger.warn(
-              { job_id: id, key },
-              'Ready list holds the wrong kind of value: job left in processing, recovered once the list is repaired',
-            );
-          });
-          applied.forEach((ok, i) => {
-            const entry = batch[i] as FinishEntry;
-            this.held.delete(entry.id);
-            if (!ok && !refused.has(entry.id)) {
-              this.logger.warn(
-                { job_id: entry.id },
-                'Lease no longer held when settling: already settled by a resent command, or recovered by another worker (then it may run again)',
-              );
-            }
-          });
-        } catch (err) {
-          this.logger.error(
-            { err: errorMessage(err), jobs: batch.length },
-            'Settling jobs failed; will retry',
+      const refused = new Set<string>();
+      const applied = await this.queue.finish(this.id, batch, new Date(), ({ id, key }) => {
+        refused.add(id);
+        this.logger.warn(
+          { job_id: id, key },
+          'Ready list holds the wrong kind of value: job left in processing, recovered once the list is repaired',
+        );
+      });
+      applied.forEach((ok, i) => {
+        const entry = batch[i] as FinishEntry;
+        this.held.delete(entry.id);
+        if (!ok && !refused.has(entry.id)) {
+          this.logger.warn(
+            { job_id: entry.id },
+            'Lease no longer held when settling: already settled by a resent command, or recovered by another worker (then it may run again)',
           );
-          this.pending.unshift(...batch);
-          await sleep(1000);
         }
-      }
+      });
+    } catch (err) {
+      this.logger.error({ err: errorMessage(err), jobs: batch.length }, 'Settling jobs failed; will retry');
+      this.pending.unshift(...batch);
+      this.settlePausedUntil = Date.now() + 1000;
+      this.scheduleFlush();
     } finally {
-      this.flushing = undefined;
+      this.settling--;
     }
   }
 
@@ -791,6 +852,11 @@ export class Worker {
     while (this.running > 0 && Date.now() < deadline) await sleep(Math.min(50, deadline - Date.now()));
     // The fetch loop ends at its next step; with Redis unreachable that step may never come.
     await Promise.race([this.loop?.catch(() => undefined), sleep(Math.max(1000, deadline - Date.now()))]);
+    // Batches still waiting for their turn: dispatching them now releases their jobs (stopping).
+    for (const entries of this.inbox.splice(0)) {
+      this.reserved -= entries.length;
+      for (const entry of entries) this.dispatch(entry);
+    }
     const unfinished = [...this.held.values()].filter((h) => !h.decided);
     for (const held of unfinished) this.release(held);
     if (unfinished.length > 0) {
@@ -800,14 +866,15 @@ export class Worker {
       );
     }
     const settleDeadline = Date.now() + 5000;
-    while (this.flushing && Date.now() < settleDeadline) await Promise.race([this.flushing, sleep(100)]);
-    if (this.flushing || this.pending.length > 0) {
+    while ((this.settling > 0 || this.pending.length > 0) && Date.now() < settleDeadline) await sleep(20);
+    if (this.settling > 0 || this.pending.length > 0) {
       this.logger.error(
         { jobs: this.pending.map((e) => e.id), lease_ms: this.options.leaseMs },
         'Could not settle jobs before exit (Redis unreachable); they run again once their lease expires',
       );
     }
     for (const timer of this.timers) clearInterval(timer);
+    clearTimeout(this.flushTimer);
     const deregister = this.redis
       .multi()
       .del(this.queue.keys.worker(this.id))

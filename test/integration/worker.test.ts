@@ -298,6 +298,42 @@ describe('worker', () => {
     expect(await redis.llen(queue.keys.processing)).toBe(0);
   });
 
+  it('retries settlements that fail, writing each job once after the key is repaired', async () => {
+    const lines: Array<Record<string, unknown>> = [];
+    const destination = new Writable({
+      write(chunk: Buffer, _encoding, done) {
+        for (const line of chunk.toString('utf8').split('\n'))
+          if (line.trim() !== '') lines.push(JSON.parse(line) as Record<string, unknown>);
+        done();
+      },
+    });
+    // The lifetime stats hash holds a string: every settlement fails, before writing anything.
+    await redis.set(queue.keys.stats, 'x');
+    const { enqueued } = await queue.enqueueBatch(
+      Array.from({ length: 40 }, (_, i) => ({ name: 'ok', payload: { i } })),
+    );
+    let runs = 0;
+    startWorker(
+      { ok: () => void runs++ },
+      { concurrency: 10, logger: createLogger({ level: 'warn', format: 'json', destination }) },
+    );
+    await waitFor(
+      () => lines.some((l) => l.msg === 'Settling jobs failed; will retry'),
+      5000,
+      'a failed settlement',
+    );
+    expect(await redis.hget(queue.keys.result(enqueued[0]!.id), 'status')).toBeNull();
+    await redis.del(queue.keys.stats);
+    for (const job of enqueued) await completed(job.id, `job ${job.id}`);
+    expect(runs).toBe(40);
+    expect(await redis.hget(queue.keys.stats, 'completed')).toBe('40');
+    expect(await redis.llen(queue.keys.processing)).toBe(0);
+    expect(await redis.zcard(queue.keys.leases)).toBe(0);
+    expect(
+      lines.filter((l) => typeof l.msg === 'string' && l.msg.startsWith('Lease no longer held')),
+    ).toEqual([]);
+  });
+
   it('returns unfinished jobs to the head of their queue on stop, attempts unchanged', async () => {
     const job = await queue.enqueue('long', { ms: 10_000 });
     let started = false;
