@@ -66,18 +66,77 @@ interface Held {
   controller?: AbortController;
   /** Why the job was aborted (timeout, shutdown, lease lost); undefined while it may run on. */
   abortReason?: Error;
-  /** Ends the wait for the handler when the job is aborted. */
-  onAbort?: (reason: Error) => void;
+  /** The handler's run while it goes on: an abort ends it (the outcome is the abort reason). */
+  run?: Run;
   /** Set once the worker has decided the job's fate; later handler outcomes are ignored. */
   decided: boolean;
 }
 
-/** Aborts a held job: fires its signal (if the handler took it) and stops waiting for the handler. */
+/** One run of a handler (a record rather than closures: the worker makes one per job). */
+interface Run {
+  held: Held;
+  job: Job;
+  started: number;
+  attempt: number;
+  /** The job's child logger, made only when something logs with it (most jobs log nothing). */
+  logger?: Logger;
+  timer?: NodeJS.Timeout;
+  /** The handler returned or threw (or its promise settled). */
+  handlerSettled: boolean;
+  /** Counted in `abandoned`: the run ended (timeout, abort) before its handler did. */
+  countedAbandoned: boolean;
+  /** The run's outcome is known (handler result or abort); later ones are ignored. */
+  ended: boolean;
+  /** Called with the outcome; the worker's own, shared by every run. */
+  end: (run: Run, ok: boolean, valueOrError: unknown) => void;
+}
+
+/**
+ * Aborts a held job: fires its signal (if the handler took it) and, on the next microtask, ends its run
+ * with the reason, without waiting for the handler (callers settle or release the job first).
+ */
 function abortHeld(held: Held, reason: Error): void {
   if (held.abortReason !== undefined) return; // the first reason wins, as with AbortController
   held.abortReason = reason;
   held.controller?.abort(reason);
-  held.onAbort?.(reason);
+  const run = held.run;
+  if (run) queueMicrotask(() => run.end(run, false, reason));
+}
+
+function timeOut(held: Held, ms: number): void {
+  abortHeld(held, new TimeoutError(ms));
+}
+
+/** The context handed to a handler; `signal` and `logger` are made on first use. */
+class RunContext implements HandlerContext {
+  readonly attempt: number;
+  constructor(
+    private readonly run: Run,
+    private readonly parentLogger: Logger,
+    readonly workerId: string,
+  ) {
+    this.attempt = run.attempt;
+  }
+
+  get signal(): AbortSignal {
+    return signalOf(this.run.held);
+  }
+
+  get logger(): Logger {
+    return runLogger(this.run, this.parentLogger);
+  }
+}
+
+function runLogger(run: Run, parent: Logger): Logger {
+  return (run.logger ??= parent.child({ job_id: run.job.id, job_name: run.job.name, attempt: run.attempt }));
+}
+
+function isThenable(value: unknown): value is PromiseLike<unknown> {
+  return (
+    value !== null &&
+    (typeof value === 'object' || typeof value === 'function') &&
+    typeof (value as { then?: unknown }).then === 'function'
+  );
 }
 
 /** The job's AbortSignal, created on first use; already aborted if the job was. */
@@ -547,88 +606,91 @@ export class Worker {
     void this.execute(held, decoded.job, decoded.data);
   }
 
-  private async execute(held: Held, job: Job, data: unknown): Promise<void> {
-    const started = Date.now();
-    const attempt = job.attempts + 1;
-    // The per-job child logger is made only when something logs with it (most jobs log nothing).
-    let jobLogger: Logger | undefined;
-    const logOf = (): Logger =>
-      (jobLogger ??= this.logger.child({ job_id: job.id, job_name: job.name, attempt }));
-    let handlerSettled = false;
-    let countedAbandoned = false;
-    const timer = setTimeout(
-      () => abortHeld(held, new TimeoutError(this.options.jobTimeoutMs)),
-      this.options.jobTimeoutMs,
-    );
-    let outcome = await new Promise<{ ok: true; value: unknown } | { ok: false; error: unknown }>(
-      (resolve) => {
-        const onHandlerSettled = () => {
-          handlerSettled = true;
-          if (countedAbandoned) this.counters.abandoned--;
-        };
-        const handler = this.options.handlers[job.name];
-        if (!handler) {
-          handlerSettled = true;
-          const error = new Error(`no handler registered for job name ${JSON.stringify(job.name)}`);
-          resolve({ ok: false, error });
-          return;
-        }
-        held.onAbort = (reason) => resolve({ ok: false, error: reason });
-        if (held.abortReason !== undefined) held.onAbort(held.abortReason);
-        const workerId = this.id;
-        const context: HandlerContext = {
-          get signal() {
-            return signalOf(held);
-          },
-          get logger() {
-            return logOf();
-          },
-          attempt,
-          workerId,
-        };
-        let running: Promise<unknown>;
-        try {
-          // Built field by field: a spread of the job costs more than the rest of the dispatch.
-          const handlerJob: HandlerJob = {
-            id: job.id,
-            name: job.name,
-            description: job.description,
-            payload: job.payload,
-            status: job.status,
-            priority: job.priority,
-            createdAt: job.createdAt,
-            updatedAt: job.updatedAt,
-            scheduledFor: job.scheduledFor,
-            attempts: job.attempts,
-            maxRetries: job.maxRetries,
-            error: job.error,
-            routingKey: job.routingKey,
-            extra: job.extra,
-            data,
-          };
-          const value = handler(handlerJob, context);
-          running = Promise.resolve(value);
-        } catch (error) {
-          running = Promise.reject(error);
-        }
-        running.then(
-          (value) => {
-            onHandlerSettled();
-            resolve({ ok: true, value });
-          },
-          (error: unknown) => {
-            onHandlerSettled();
-            resolve({ ok: false, error });
-          },
-        );
+  private execute(held: Held, job: Job, data: unknown): void {
+    const run: Run = {
+      held,
+      job,
+      started: Date.now(),
+      attempt: job.attempts + 1,
+      logger: undefined,
+      timer: undefined,
+      handlerSettled: false,
+      countedAbandoned: false,
+      ended: false,
+      end: this.endRun,
+    };
+    const handler = this.options.handlers[job.name];
+    if (!handler) {
+      run.handlerSettled = true;
+      this.endRun(run, false, new Error(`no handler registered for job name ${JSON.stringify(job.name)}`));
+      return;
+    }
+    if (held.abortReason !== undefined) {
+      run.handlerSettled = true;
+      this.endRun(run, false, held.abortReason);
+      return;
+    }
+    held.run = run;
+    run.timer = setTimeout(timeOut, this.options.jobTimeoutMs, held, this.options.jobTimeoutMs);
+    let value: unknown;
+    try {
+      // Built field by field: a spread of the job costs more than the rest of the dispatch.
+      const handlerJob: HandlerJob = {
+        id: job.id,
+        name: job.name,
+        description: job.description,
+        payload: job.payload,
+        status: job.status,
+        priority: job.priority,
+        createdAt: job.createdAt,
+        updatedAt: job.updatedAt,
+        scheduledFor: job.scheduledFor,
+        attempts: job.attempts,
+        maxRetries: job.maxRetries,
+        error: job.error,
+        routingKey: job.routingKey,
+        extra: job.extra,
+        data,
+      };
+      value = handler(handlerJob, new RunContext(run, this.logger, this.id));
+    } catch (error) {
+      this.handlerSettled(run);
+      this.endRun(run, false, error);
+      return;
+    }
+    if (!isThenable(value)) {
+      this.handlerSettled(run);
+      this.endRun(run, true, value);
+      return;
+    }
+    Promise.resolve(value).then(
+      (result) => {
+        this.handlerSettled(run);
+        this.endRun(run, true, result);
+      },
+      (error: unknown) => {
+        this.handlerSettled(run);
+        this.endRun(run, false, error);
       },
     );
-    clearTimeout(timer);
-    held.onAbort = undefined;
-    if (!handlerSettled && held.abortReason !== undefined) {
+  }
+
+  private handlerSettled(run: Run): void {
+    run.handlerSettled = true;
+    if (run.countedAbandoned) this.counters.abandoned--;
+  }
+
+  /** The outcome of a run: the handler's result or error, or the reason it was aborted (first one wins). */
+  private readonly endRun = (run: Run, ok: boolean, valueOrError: unknown): void => {
+    if (run.ended) return;
+    run.ended = true;
+    const { held, job, started } = run;
+    clearTimeout(run.timer);
+    held.run = undefined;
+    if (!run.handlerSettled && held.abortReason !== undefined) {
       // The handler ignored its abort signal: the job is settled and the slot freed without it; the
       // stray promise is counted until it ends.
-      countedAbandoned = true;
+      run.countedAbandoned = true;
       this.counters.abandoned++;
     }
     const durationMs = Date.now() - started;
@@ -638,19 +700,18 @@ export class Worker {
     if (held.decided) return; // released at shutdown or lease lost: the outcome no longer counts
     this.counters.processed++;
     this.durationTotalMs += durationMs;
-    if (outcome.ok) {
+    if (ok) {
       let resultJson: string | undefined;
       try {
-        resultJson = outcome.value === undefined ? undefined : JSON.stringify(outcome.value);
+        resultJson = valueOrError === undefined ? undefined : JSON.stringify(valueOrError);
       } catch (err) {
-        outcome = {
-          ok: false,
-          error: new Error(`handler result is not JSON-serializable: ${errorMessage(err)}`),
-        };
+        ok = false;
+        valueOrError = new Error(`handler result is not JSON-serializable: ${errorMessage(err)}`);
       }
-      if (outcome.ok) {
+      if (ok) {
         this.counters.completed++;
-        if (this.logger.isLevelEnabled('debug')) logOf().debug({ duration_ms: durationMs }, 'Job completed');
+        if (this.logger.isLevelEnabled('debug'))
+          runLogger(run, this.logger).debug({ duration_ms: durationMs }, 'Job completed');
         this.settle(held, {
           id: job.id,
           action: 'complete',
@@ -661,8 +722,8 @@ export class Worker {
         return;
       }
     }
-    this.fail(held, job, outcome.error, durationMs, logOf());
-  }
+    this.fail(held, job, valueOrError, durationMs, runLogger(run, this.logger));
+  };
 
   private fail(held: Held, job: Job, error: unknown, durationMs: number, log: Logger): void {
     const message = errorMessage(error);
