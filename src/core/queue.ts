@@ -291,9 +291,22 @@ export class Queue {
       this.ttl.resultCompletedSeconds,
       this.ttl.resultFailedSeconds,
       2 * 3600,
+      this.ttl.completedSeconds,
       entries.length,
     ];
     for (const entry of entries) {
+      const result = entry.result;
+      if (
+        entry.action === 'complete' &&
+        entry.document !== undefined &&
+        entry.documentTtlSeconds === this.ttl.completedSeconds &&
+        result?.status === 'completed' &&
+        result.error === undefined
+      ) {
+        // The short form: the script fills in the rest.
+        args.push(entry.id, 'done', entry.document, result.resultJson ?? '', Math.round(result.durationMs));
+        continue;
+      }
       args.push(
         entry.id,
         entry.action,

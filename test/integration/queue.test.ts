@@ -726,6 +726,81 @@ describe('finish', () => {
     });
     expect(await list(k('queue:processing'))).toEqual([]);
   });
+
+  it('settles a batch mixing short completions with the other forms, each entry as given', async () => {
+    const jobs = await Promise.all([1, 2, 3, 4, 5].map(() => queue.enqueue('j', null)));
+    await queue.dequeue({ workerId: 'w1', leaseMs: 60_000, max: 5, lists: ALL_LISTS() });
+    const [a, b, c, d, e] = jobs as [Job, Job, Job, Job, Job];
+    const doc = (job: Job, status: Job['status']) => encodeJob({ ...job, status });
+    const completedTtl = queue.ttl.completedSeconds;
+    const replies = await queue.finish(
+      'w1',
+      [
+        // short form: a completion with its document and a completed result
+        {
+          id: a.id,
+          action: 'complete',
+          document: doc(a, 'completed'),
+          documentTtlSeconds: completedTtl,
+          result: { status: 'completed', resultJson: '{"a":1}', durationMs: 1 },
+        },
+        { id: b.id, action: 'retry', document: doc(b, 'pending'), runAt: NOW },
+        {
+          id: c.id,
+          action: 'complete',
+          document: doc(c, 'completed'),
+          documentTtlSeconds: completedTtl,
+          result: { status: 'completed', durationMs: 3 },
+        },
+        // long form: another document TTL
+        {
+          id: d.id,
+          action: 'complete',
+          document: doc(d, 'completed'),
+          documentTtlSeconds: 60,
+          result: { status: 'completed', resultJson: '"d"', durationMs: 4 },
+        },
+        {
+          id: e.id,
+          action: 'dead',
+          document: doc(e, 'failed'),
+          documentTtlSeconds: queue.ttl.failedSeconds,
+          result: { status: 'failed', error: 'e failed', durationMs: 5 },
+        },
+      ],
+      NOW,
+    );
+    expect(replies).toEqual([true, true, true, true, true]);
+    expect(await raw.hgetall(k('stats'))).toEqual({ completed: '3', retried: '1', failed: '1' });
+    expect(await raw.get(k(`job:${a.id}`))).toBe(doc(a, 'completed'));
+    expectTtlNear(await ttlOf(k(`job:${a.id}`)), completedTtl);
+    expect(await raw.hgetall(k(`result:${a.id}`))).toEqual({
+      status: 'completed',
+      completed_at: NOW.toISOString(),
+      duration_ms: '1',
+      result: '{"a":1}',
+    });
+    expect(await raw.get(k(`job:${b.id}`))).toBe(doc(b, 'pending'));
+    expect(await ttlOf(k(`job:${b.id}`))).toBe(-1);
+    expect(await raw.zrange(k('queue:scheduled'), 0, -1)).toEqual([b.id]);
+    expect(await raw.exists(k(`result:${b.id}`))).toBe(0);
+    expect(await raw.hgetall(k(`result:${c.id}`))).toEqual({
+      status: 'completed',
+      completed_at: NOW.toISOString(),
+      duration_ms: '3',
+    });
+    expectTtlNear(await ttlOf(k(`job:${d.id}`)), 60);
+    expect(await raw.hget(k(`result:${d.id}`), 'result')).toBe('"d"');
+    expect(await list(k('queue:dead'))).toEqual([e.id]);
+    expect(await raw.hgetall(k(`result:${e.id}`))).toEqual({
+      status: 'failed',
+      completed_at: NOW.toISOString(),
+      duration_ms: '5',
+      error: 'e failed',
+    });
+    expect(await list(k('queue:processing'))).toEqual([]);
+    expect(await raw.zcard(k('processing:leases'))).toBe(0);
+  });
 });
 
 // ---------------------------------------------------------------------------------------------------

@@ -16,12 +16,15 @@
   ARGV[4]  result TTL seconds, completed
   ARGV[5]  result TTL seconds, failed
   ARGV[6]  TTL seconds of the minute stats hash
-  ARGV[7]  number of entries n, then n groups of 10:
-             id, action (complete|retry|dead|release), document ("" = leave it untouched),
-             document TTL seconds ("0" = none), score (retry: Unix seconds),
-             target list (release: RPUSH so it is next; retry: signal key to wake),
-             result status ("" = write no result), result JSON ("" = none), error text, duration ms,
-           completed_at is ARGV[8 + n * 10] (one timestamp for the batch)
+  ARGV[7]  TTL seconds of a completed document (short form below)
+  ARGV[8]  number of entries n, then the n entries, each in one of two forms:
+             10 fields: id, action (complete|retry|dead|release), document ("" = leave it untouched),
+               document TTL seconds ("0" = none), score (retry: Unix seconds),
+               target list (release: RPUSH so it is next; retry: signal key to wake),
+               result status ("" = write no result), result JSON ("" = none), error text, duration ms;
+             5 fields, a completion with its document and a completed result (most entries):
+               id, "done", document, result JSON ("" = none), duration ms;
+           then completed_at (one timestamp for the batch)
   Returns  an array of n integers: 1 applied, 0 lease no longer ours (nothing changed), -1 a release whose
            target list holds another kind of value (nothing changed: the job stays in processing under
            its lease). A WRONGTYPE error, before any write, when processing, the leases, the owners, the
@@ -31,17 +34,24 @@
 local processing, leases, owners, scheduled, dead, stats, minuteStats =
   KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7]
 local owner, jobPrefix, resultPrefix = ARGV[1], ARGV[2], ARGV[3]
-local ttlCompleted, ttlFailed, minuteTtl = ARGV[4], ARGV[5], ARGV[6]
-local n = tonumber(ARGV[7])
-local completedAt = ARGV[8 + n * 10]
+local ttlCompleted, ttlFailed, minuteTtl, docTtlCompleted = ARGV[4], ARGV[5], ARGV[6], ARGV[7]
+local n = tonumber(ARGV[8])
+-- Where each entry starts in ARGV.
+local starts = {}
+local at = 9
+for i = 1, n do
+  starts[i] = at
+  if ARGV[at + 1] == 'done' then at = at + 5 else at = at + 10 end
+end
+local completedAt = ARGV[at]
 local results = {}
 local counts = { completed = 0, retried = 0, failed = 0, released = 0 }
 
 -- Every fixed key written, checked before the first write (Redis does not undo a failed script).
 local wanted = { processing, 'list', leases, 'zset', owners, 'hash', stats, 'hash', minuteStats, 'hash' }
 local needScheduled, needDead = false, false
-for i = 0, n - 1 do
-  local action = ARGV[8 + i * 10 + 1]
+for i = 1, n do
+  local action = ARGV[starts[i] + 1]
   if action == 'retry' then needScheduled = true elseif action == 'dead' then needDead = true end
 end
 if needScheduled then
@@ -59,21 +69,21 @@ if wrong then return wrong end
 -- owner entries, and the result hashes about to be rewritten, go with one variadic command each.
 local applied, appliedIds, resultKeys, seen = {}, {}, {}, {}
 local ids = {}
-for i = 0, n - 1 do ids[i + 1] = ARGV[8 + i * 10] end
+for i = 1, n do ids[i] = ARGV[starts[i]] end
 local holders = bananasHmget(owners, ids)
-for i = 0, n - 1 do
-  local b = 8 + i * 10
-  local id = ARGV[b]
-  if ARGV[b + 1] == 'release' and not bananasUsable(ARGV[b + 5], 'list') then
-    results[i + 1] = -1
-  elseif not seen[id] and holders[i + 1] == owner then
+for i = 1, n do
+  local b = starts[i]
+  local id, action = ARGV[b], ARGV[b + 1]
+  if action == 'release' and not bananasUsable(ARGV[b + 5], 'list') then
+    results[i] = -1
+  elseif not seen[id] and holders[i] == owner then
     seen[id] = true
     applied[#applied + 1] = b
     appliedIds[#appliedIds + 1] = id
-    if ARGV[b + 6] ~= '' then resultKeys[#resultKeys + 1] = resultPrefix .. id end
-    results[i + 1] = 1
+    if action == 'done' or ARGV[b + 6] ~= '' then resultKeys[#resultKeys + 1] = resultPrefix .. id end
+    results[i] = 1
   else
-    results[i + 1] = 0
+    results[i] = 0
   end
 end
 if #appliedIds > 0 then
@@ -84,8 +94,15 @@ end
 
 -- Pass 2: apply them.
 for _, b in ipairs(applied) do
-  local id, action, doc, docTtl, score, target = ARGV[b], ARGV[b + 1], ARGV[b + 2], ARGV[b + 3], ARGV[b + 4], ARGV[b + 5]
-  local resultStatus, resultJson, errorText, durationMs = ARGV[b + 6], ARGV[b + 7], ARGV[b + 8], ARGV[b + 9]
+  local id, action = ARGV[b], ARGV[b + 1]
+  local doc, docTtl, score, target, resultStatus, resultJson, errorText, durationMs
+  if action == 'done' then
+    action, doc, docTtl, score, target = 'complete', ARGV[b + 2], docTtlCompleted, '', ''
+    resultStatus, resultJson, errorText, durationMs = 'completed', ARGV[b + 3], '', ARGV[b + 4]
+  else
+    doc, docTtl, score, target = ARGV[b + 2], ARGV[b + 3], ARGV[b + 4], ARGV[b + 5]
+    resultStatus, resultJson, errorText, durationMs = ARGV[b + 6], ARGV[b + 7], ARGV[b + 8], ARGV[b + 9]
+  end
   redis.call('LREM', processing, -1, id)
   if doc ~= '' then
     if docTtl ~= '0' then
