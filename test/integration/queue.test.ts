@@ -727,6 +727,26 @@ describe('finish', () => {
     expect(await list(k('queue:processing'))).toEqual([]);
   });
 
+  it('takes settled ids off processing wherever they are, leaving the others in order', async () => {
+    const jobs = await Promise.all([1, 2, 3, 4, 5].map(() => queue.enqueue('j', null)));
+    await queue.dequeue({ workerId: 'w1', leaseMs: 60_000, max: 5, lists: ALL_LISTS() });
+    const [a, b, c, d, e] = jobs.map((j) => j.id) as [string, string, string, string, string];
+    expect(await list(k('queue:processing'))).toEqual([e, d, c, b, a]);
+    const done = (id: string): FinishEntry => ({ id, action: 'complete' });
+    // The oldest (the tail), one in the middle and the newest (the head).
+    expect(await queue.finish('w1', [done(a), done(e), done(c)], NOW)).toEqual([true, true, true]);
+    expect(await list(k('queue:processing'))).toEqual([d, b]);
+    // The tail is not ours (an original worker's job): ours is found further in.
+    await raw.rpush(k('queue:processing'), 'held-by-an-original-worker');
+    expect(await queue.finish('w1', [done(d)], NOW)).toEqual([true]);
+    expect(await list(k('queue:processing'))).toEqual([b, 'held-by-an-original-worker']);
+    await raw.rpop(k('queue:processing'));
+    // The whole tail; an id given twice is taken off once.
+    expect(await queue.finish('w1', [done(b), done(b)], NOW)).toEqual([true, false]);
+    expect(await raw.exists(k('queue:processing'))).toBe(0);
+    expect(await raw.zcard(k('processing:leases'))).toBe(0);
+  });
+
   it('settles a batch mixing short completions with the other forms, each entry as given', async () => {
     const jobs = await Promise.all([1, 2, 3, 4, 5].map(() => queue.enqueue('j', null)));
     await queue.dequeue({ workerId: 'w1', leaseMs: 60_000, max: 5, lists: ALL_LISTS() });

@@ -92,6 +92,23 @@ if #appliedIds > 0 then
   bananasVariadic('DEL', nil, resultKeys)
 end
 
+-- Their ids come off processing. They are mostly its oldest entries, at the tail (jobs end in about the
+-- order they were taken): that run goes with one LTRIM; any other id with LREM (the occurrence nearest
+-- the tail, as for a single id).
+if #appliedIds > 0 then
+  local removing = {}
+  for _, id in ipairs(appliedIds) do removing[id] = true end
+  local tail = redis.call('LRANGE', processing, -#appliedIds, -1)
+  local trimmed = 0
+  for j = #tail, 1, -1 do
+    if not removing[tail[j]] then break end
+    removing[tail[j]] = nil
+    trimmed = trimmed + 1
+  end
+  if trimmed > 0 then redis.call('LTRIM', processing, 0, -(trimmed + 1)) end
+  for id in pairs(removing) do redis.call('LREM', processing, -1, id) end
+end
+
 -- Pass 2: apply them.
 for _, b in ipairs(applied) do
   local id, action = ARGV[b], ARGV[b + 1]
@@ -103,7 +120,6 @@ for _, b in ipairs(applied) do
     doc, docTtl, score, target = ARGV[b + 2], ARGV[b + 3], ARGV[b + 4], ARGV[b + 5]
     resultStatus, resultJson, errorText, durationMs = ARGV[b + 6], ARGV[b + 7], ARGV[b + 8], ARGV[b + 9]
   end
-  redis.call('LREM', processing, -1, id)
   if doc ~= '' then
     if docTtl ~= '0' then
       redis.call('SET', jobPrefix .. id, doc, 'EX', docTtl)
