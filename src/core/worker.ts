@@ -246,6 +246,8 @@ export class Worker {
   private flushScheduled = false;
   private flushTimer?: NodeJS.Timeout;
   private settlePausedUntil = 0;
+  /** Past the shutdown's wait for settlements: nothing more is sent (or retried). */
+  private closed = false;
   private stopping = false;
   private stopped?: Promise<void>;
   private loop?: Promise<void>;
@@ -441,6 +443,8 @@ export class Worker {
     if (!entries) return;
     this.reserved -= entries.length;
     for (const entry of entries) this.dispatch(entry);
+    // The slots of jobs that did not start (no document, unreadable, lease lost, stopping) are free now.
+    this.wakeLoop();
     this.delivering = true;
     afterTurns(3, () => {
       this.delivering = false;
@@ -633,6 +637,7 @@ export class Worker {
     held.run = run;
     run.timer = setTimeout(timeOut, this.options.jobTimeoutMs, held, this.options.jobTimeoutMs);
     let value: unknown;
+    let pending: Promise<unknown> | undefined;
     try {
       // Built field by field: a spread of the job costs more than the rest of the dispatch.
       const handlerJob: HandlerJob = {
@@ -653,17 +658,19 @@ export class Worker {
         data,
       };
       value = handler(handlerJob, new RunContext(run, this.logger, this.id));
+      // Inside the try: reading `then` may throw too, which fails the job like a throw.
+      if (isThenable(value)) pending = Promise.resolve(value);
     } catch (error) {
       this.handlerSettled(run);
       this.endRun(run, false, error);
       return;
     }
-    if (!isThenable(value)) {
+    if (!pending) {
       this.handlerSettled(run);
       this.endRun(run, true, value);
       return;
     }
-    Promise.resolve(value).then(
+    pending.then(
       (result) => {
         this.handlerSettled(run);
         this.endRun(run, true, result);
@@ -787,6 +794,7 @@ export class Worker {
 
   /** Sends the queued settlements, without waiting for the ones already sent; paused after a failure. */
   private flush(): void {
+    if (this.closed) return;
     const pausedMs = this.settlePausedUntil - Date.now();
     if (pausedMs > 0) {
       this.flushTimer ??= setTimeout(() => {
@@ -820,6 +828,7 @@ export class Worker {
         }
       });
     } catch (err) {
+      if (this.closed) return; // reported by the shutdown as not settled
       this.logger.error({ err: errorMessage(err), jobs: batch.length }, 'Settling jobs failed; will retry');
       this.pending.unshift(...batch);
       this.settlePausedUntil = Date.now() + 1000;
@@ -918,6 +927,7 @@ export class Worker {
       this.reserved -= entries.length;
       for (const entry of entries) this.dispatch(entry);
     }
+    this.wakeLoop();
     const unfinished = [...this.held.values()].filter((h) => !h.decided);
     for (const held of unfinished) this.release(held);
     if (unfinished.length > 0) {
@@ -928,6 +938,7 @@ export class Worker {
     }
     const settleDeadline = Date.now() + 5000;
     while ((this.settling > 0 || this.pending.length > 0) && Date.now() < settleDeadline) await sleep(20);
+    this.closed = true;
     if (this.settling > 0 || this.pending.length > 0) {
       this.logger.error(
         { jobs: this.pending.map((e) => e.id), lease_ms: this.options.leaseMs },

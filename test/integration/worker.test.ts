@@ -182,6 +182,39 @@ describe('worker', () => {
     expect((await documentOf(sync.id)).status).toBe('failed');
   });
 
+  it('fails a job whose handler returns a value whose then cannot be read, and keeps going', async () => {
+    const odd = await queue.enqueue('odd', null, { maxRetries: 1 });
+    const good = await queue.enqueue('fine');
+    startWorker({
+      odd: () => ({
+        get then(): never {
+          throw new Error('no then for you');
+        },
+      }),
+      fine: () => 'ok',
+    });
+    await deadLettered(odd.id, 'odd dead letter');
+    await completed(good.id, 'good job');
+    expect((await documentOf(odd.id)).error).toBe('no then for you');
+  });
+
+  it('at concurrency 1, keeps taking jobs after batches holding only unreadable or missing documents', async () => {
+    // Every other dequeue brings an unreadable document or an id without one: no job starts from it, and
+    // its slot must still go to the next job (a reply arriving while the previous batch's requests go
+    // out waits a few turns of the event loop before its jobs are dispatched).
+    const good: string[] = [];
+    for (let i = 0; i < 40; i++) {
+      good.push((await queue.enqueue('x', null)).id);
+      if (i % 2 === 0) await redis.set(queue.keys.job(`bad${i}`), '{"id":');
+      await redis.lpush(queue.keys.queue('normal'), `bad${i}`);
+    }
+    const runs: string[] = [];
+    startWorker({ x: (job) => void runs.push(job.id) }, { concurrency: 1, pollIntervalMs: 60_000 });
+    await completed(good.at(-1)!, 'the last job', 10_000);
+    expect(runs).toEqual(good);
+    expect(await redis.llen(queue.keys.dead)).toBe(40);
+  });
+
   it('dead-letters a corrupt document at once without retry and keeps its bytes', async () => {
     const corrupt = '{"id":"c1","name":"x","payload":{oops}';
     await redis.set(queue.keys.job('c1'), corrupt);
