@@ -43,6 +43,19 @@ function startWorker(handlers: HandlerMap, options: Partial<WorkerOptions> = {})
   return worker;
 }
 
+/** A log destination that keeps the worker's JSON log lines, parsed, in `lines`. */
+function captureLogs(): { lines: Array<Record<string, unknown>>; destination: Writable } {
+  const lines: Array<Record<string, unknown>> = [];
+  const destination = new Writable({
+    write(chunk: Buffer, _encoding, done) {
+      for (const line of chunk.toString('utf8').split('\n'))
+        if (line.trim() !== '') lines.push(JSON.parse(line) as Record<string, unknown>);
+      done();
+    },
+  });
+  return { lines, destination };
+}
+
 /** Waits until the result hash of job `id` says completed. */
 function completed(id: string, what: string, timeoutMs = 5000): Promise<boolean> {
   return waitFor(
@@ -300,14 +313,7 @@ describe('worker', () => {
   });
 
   it('keeps serving normal and low when the high queue holds a string, and names the key once a minute', async () => {
-    const lines: Array<Record<string, unknown>> = [];
-    const destination = new Writable({
-      write(chunk: Buffer, _encoding, done) {
-        for (const line of chunk.toString('utf8').split('\n'))
-          if (line.trim() !== '') lines.push(JSON.parse(line) as Record<string, unknown>);
-        done();
-      },
-    });
+    const { lines, destination } = captureLogs();
     await redis.set(queue.keys.queue('high'), 'x');
     const first = await queue.enqueueBatch([
       { name: 'ok', priority: 'normal' },
@@ -332,14 +338,7 @@ describe('worker', () => {
   });
 
   it('retries settlements that fail, writing each job once after the key is repaired', async () => {
-    const lines: Array<Record<string, unknown>> = [];
-    const destination = new Writable({
-      write(chunk: Buffer, _encoding, done) {
-        for (const line of chunk.toString('utf8').split('\n'))
-          if (line.trim() !== '') lines.push(JSON.parse(line) as Record<string, unknown>);
-        done();
-      },
-    });
+    const { lines, destination } = captureLogs();
     // The lifetime stats hash holds a string: every settlement fails, before writing anything.
     await redis.set(queue.keys.stats, 'x');
     const { enqueued } = await queue.enqueueBatch(
