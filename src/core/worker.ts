@@ -107,24 +107,21 @@ function timeOut(held: Held, ms: number): void {
   abortHeld(held, new TimeoutError(ms));
 }
 
-/** The context handed to a handler; `signal` and `logger` are made on first use. */
-class RunContext implements HandlerContext {
-  readonly attempt: number;
-  constructor(
-    private readonly run: Run,
-    private readonly parentLogger: Logger,
-    readonly workerId: string,
-  ) {
-    this.attempt = run.attempt;
-  }
-
-  get signal(): AbortSignal {
-    return signalOf(this.run.held);
-  }
-
-  get logger(): Logger {
-    return runLogger(this.run, this.parentLogger);
-  }
+/**
+ * The context handed to a handler. `signal` and `logger` are made on first use; they are the object's own
+ * properties (getters), so a copy (`{ ...ctx }`) carries them too.
+ */
+function runContext(run: Run, parentLogger: Logger, workerId: string): HandlerContext {
+  return {
+    get signal() {
+      return signalOf(run.held);
+    },
+    get logger() {
+      return runLogger(run, parentLogger);
+    },
+    attempt: run.attempt,
+    workerId,
+  };
 }
 
 function runLogger(run: Run, parent: Logger): Logger {
@@ -657,7 +654,7 @@ export class Worker {
         extra: job.extra,
         data,
       };
-      value = handler(handlerJob, new RunContext(run, this.logger, this.id));
+      value = handler(handlerJob, runContext(run, this.logger, this.id));
       // Inside the try: reading `then` may throw too, which fails the job like a throw.
       if (isThenable(value)) pending = Promise.resolve(value);
     } catch (error) {

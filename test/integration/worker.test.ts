@@ -151,6 +151,30 @@ describe('worker', () => {
     expect(await redis.hget(queue.keys.stats, 'failed')).toBe('1');
   });
 
+  it('hands each attempt its context: attempt, worker id, logger and signal, which a copy keeps', async () => {
+    const job = await queue.enqueue('twice', null, { maxRetries: 3 });
+    const seen: Array<{ attempt: number; workerId: string; aborted: boolean; logs: boolean }> = [];
+    const worker = startWorker({
+      twice: (_job, ctx) => {
+        const copy = { ...ctx };
+        seen.push({
+          attempt: copy.attempt,
+          workerId: copy.workerId,
+          aborted: copy.signal.aborted,
+          logs: typeof copy.logger.info === 'function',
+        });
+        if (copy.attempt === 1) throw new Error('the first attempt fails');
+        return 'ok';
+      },
+    });
+    await completed(job.id, 'the second attempt');
+    const expected = { workerId: worker.id, aborted: false, logs: true };
+    expect(seen).toEqual([
+      { attempt: 1, ...expected },
+      { attempt: 2, ...expected },
+    ]);
+  });
+
   it('max_retries 0 means a single attempt', async () => {
     let runs = 0;
     const job = await queue.enqueue('once', null, { maxRetries: 0 });
