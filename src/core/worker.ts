@@ -622,13 +622,15 @@ export class Worker {
     };
     const handler = this.options.handlers[job.name];
     if (!handler) {
-      run.handlerSettled = true;
-      this.endRun(run, false, new Error(`no handler registered for job name ${JSON.stringify(job.name)}`));
+      this.handlerEnded(
+        run,
+        false,
+        new Error(`no handler registered for job name ${JSON.stringify(job.name)}`),
+      );
       return;
     }
     if (held.abortReason !== undefined) {
-      run.handlerSettled = true;
-      this.endRun(run, false, held.abortReason);
+      this.handlerEnded(run, false, held.abortReason);
       return;
     }
     held.run = run;
@@ -658,30 +660,24 @@ export class Worker {
       // Inside the try: reading `then` may throw too, which fails the job like a throw.
       if (isThenable(value)) pending = Promise.resolve(value);
     } catch (error) {
-      this.handlerSettled(run);
-      this.endRun(run, false, error);
+      this.handlerEnded(run, false, error);
       return;
     }
     if (!pending) {
-      this.handlerSettled(run);
-      this.endRun(run, true, value);
+      this.handlerEnded(run, true, value);
       return;
     }
     pending.then(
-      (result) => {
-        this.handlerSettled(run);
-        this.endRun(run, true, result);
-      },
-      (error: unknown) => {
-        this.handlerSettled(run);
-        this.endRun(run, false, error);
-      },
+      (result) => this.handlerEnded(run, true, result),
+      (error: unknown) => this.handlerEnded(run, false, error),
     );
   }
 
-  private handlerSettled(run: Run): void {
+  /** The handler returned or threw: ends the run, unless an abort ended it first (then it was abandoned). */
+  private handlerEnded(run: Run, ok: boolean, valueOrError: unknown): void {
     run.handlerSettled = true;
     if (run.countedAbandoned) this.counters.abandoned--;
+    this.endRun(run, ok, valueOrError);
   }
 
   /** The outcome of a run: the handler's result or error, or the reason it was aborted (first one wins). */
