@@ -66,7 +66,8 @@ local wrong = bananasWrongKind(wanted)
 if wrong then return wrong end
 
 -- Pass 1: which entries the caller still holds (an id given twice is applied once). Their lease and
--- owner entries, and the result hashes about to be rewritten, go with one variadic command each.
+-- owner entries, and the result hashes about to be rewritten, go with one variadic command each; their
+-- ids come off processing.
 local applied, appliedIds, resultKeys, seen = {}, {}, {}, {}
 local ids = {}
 for i = 1, n do ids[i] = ARGV[starts[i]] end
@@ -90,12 +91,10 @@ if #appliedIds > 0 then
   bananasVariadic('ZREM', leases, appliedIds)
   bananasVariadic('HDEL', owners, appliedIds)
   bananasVariadic('DEL', nil, resultKeys)
-end
 
--- Their ids come off processing. They are mostly its oldest entries, at the tail (jobs end in about the
--- order they were taken): that run goes with one LTRIM; any other id with LREM (the occurrence nearest
--- the tail, as for a single id).
-if #appliedIds > 0 then
+  -- Their ids come off processing. They are mostly its oldest entries, at the tail (jobs end in about
+  -- the order they were taken): that run goes with one LTRIM; any other id with LREM (the occurrence
+  -- nearest the tail, as for a single id).
   local removing = {}
   for _, id in ipairs(appliedIds) do removing[id] = true end
   local tail = redis.call('LRANGE', processing, -#appliedIds, -1)
