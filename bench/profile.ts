@@ -5,6 +5,7 @@
  *   npx tsx bench/profile.ts [jobs=50000] [concurrency=50]
  *   PROFILE_CPU=1 npx tsx bench/profile.ts   # also writes a V8 CPU profile of the worker (bench/results/*.cpuprofile)
  *   SKIP_BUILD=1 npx tsx bench/profile.ts    # runs dist/ as it is (comparing two checkouts' builds in turns)
+ *   REDIS_CONFIG='zset-max-listpack-entries 0' npx tsx bench/profile.ts   # CONFIG SET on the server first
  */
 import { execFileSync, spawn } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
@@ -20,6 +21,11 @@ if (process.env.SKIP_BUILD !== '1')
   execFileSync(process.execPath, ['scripts/build.mjs'], { stdio: 'inherit' }); // the child runs dist/
 const server = await LocalRedisServer.start();
 const redis = new Redis(server.url);
+// Server settings to try (comma-separated "name value" pairs), e.g. the encodings of small sorted sets.
+for (const setting of (process.env.REDIS_CONFIG ?? '').split(',').filter((s) => s.trim() !== '')) {
+  const [name, value] = setting.trim().split(/\s+/) as [string, string];
+  await redis.config('SET', name, value);
+}
 const queue = new Queue(redis);
 for (let i = 0; i < jobs; i += 1000) {
   await queue.enqueueBatch(
