@@ -438,15 +438,20 @@ export class Worker {
     if (this.delivering) return;
     const entries = this.inbox.shift();
     if (!entries) return;
-    this.reserved -= entries.length;
-    for (const entry of entries) this.dispatch(entry);
-    // The slots of jobs that did not start (no document, unreadable, lease lost, stopping) are free now.
-    this.wakeLoop();
+    this.dispatchBatch(entries);
     this.delivering = true;
     afterTurns(3, () => {
       this.delivering = false;
       this.deliver();
     });
+  }
+
+  /** Dispatches a dequeued batch: its slots are no longer reserved, they run jobs or are free again. */
+  private dispatchBatch(entries: DequeuedEntry[]): void {
+    this.reserved -= entries.length;
+    for (const entry of entries) this.dispatch(entry);
+    // The slots of jobs that did not start (no document, unreadable, lease lost, stopping) are free now.
+    this.wakeLoop();
   }
 
   /** Wakes the fetch loop (a slot was freed or a dequeue returned). */
@@ -916,11 +921,7 @@ export class Worker {
     // The fetch loop ends at its next step; with Redis unreachable that step may never come.
     await Promise.race([this.loop?.catch(() => undefined), sleep(Math.max(1000, deadline - Date.now()))]);
     // Batches still waiting for their turn: dispatching them now releases their jobs (stopping).
-    for (const entries of this.inbox.splice(0)) {
-      this.reserved -= entries.length;
-      for (const entry of entries) this.dispatch(entry);
-    }
-    this.wakeLoop();
+    for (const entries of this.inbox.splice(0)) this.dispatchBatch(entries);
     const unfinished = [...this.held.values()].filter((h) => !h.decided);
     for (const held of unfinished) this.release(held);
     if (unfinished.length > 0) {
