@@ -2,6 +2,7 @@
 import { execFileSync, spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
+import type { Redis } from 'ioredis';
 
 export interface MachineInfo {
   cpu_model: string;
@@ -103,4 +104,20 @@ export async function runMeasured(args: string[], cwd: string): Promise<Measured
   const code = await new Promise<number | null>((resolve) => child.on('close', (c) => resolve(c)));
   clearInterval(poll);
   return { code, seconds: (performance.now() - t0) / 1000, peak, stdout, stderr };
+}
+
+/** One command's line of `INFO commandstats`: calls, and microseconds spent in them. */
+export interface CommandStat {
+  calls: number;
+  usec: number;
+}
+
+/** `INFO commandstats` by command name (commands run inside scripts included). */
+export async function commandStats(redis: Redis): Promise<Map<string, CommandStat>> {
+  const out = new Map<string, CommandStat>();
+  for (const line of (await redis.info('commandstats')).split('\n')) {
+    const m = /^cmdstat_([^:]+):calls=(\d+),usec=(\d+)/.exec(line.trim());
+    if (m) out.set(m[1]!, { calls: Number(m[2]), usec: Number(m[3]) });
+  }
+  return out;
 }

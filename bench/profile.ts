@@ -12,7 +12,7 @@ import { mkdirSync } from 'node:fs';
 import { Redis } from 'ioredis';
 import { LocalRedisServer } from '../src/core/local-redis.js';
 import { Queue } from '../src/core/queue.js';
-import { printMachine } from './machine.js';
+import { commandStats, printMachine } from './machine.js';
 
 const jobs = Number(process.argv[2] ?? 50_000);
 const concurrency = Number(process.argv[3] ?? 50);
@@ -38,19 +38,6 @@ async function redisCpuSeconds(): Promise<number> {
   const user = Number(/used_cpu_user:([\d.]+)/.exec(info)?.[1]);
   const sys = Number(/used_cpu_sys:([\d.]+)/.exec(info)?.[1]);
   return user + sys;
-}
-
-interface CommandStat {
-  calls: number;
-  usec: number;
-}
-async function commandStats(): Promise<Map<string, CommandStat>> {
-  const out = new Map<string, CommandStat>();
-  for (const line of (await redis.info('commandstats')).split('\n')) {
-    const m = /^cmdstat_([^:]+):calls=(\d+),usec=(\d+)/.exec(line.trim());
-    if (m) out.set(m[1]!, { calls: Number(m[2]), usec: Number(m[3]) });
-  }
-  return out;
 }
 
 await redis.config('RESETSTAT');
@@ -96,7 +83,7 @@ const result = await new Promise<ChildReport>((resolve, reject) => {
 });
 const redisCpuMs = ((await redisCpuSeconds()) - cpuBefore) * 1000;
 const netAfter = await netBytes();
-const stats = await commandStats();
+const stats = await commandStats(redis);
 
 printMachine();
 console.log(

@@ -9,7 +9,7 @@ import { Redis } from 'ioredis';
 import { LocalRedisServer } from '../src/core/local-redis.js';
 import { Queue } from '../src/core/queue.js';
 import { decodeJob, encodeJob } from '../src/core/codec.js';
-import { printMachine } from './machine.js';
+import { commandStats, printMachine } from './machine.js';
 
 const batch = Number(process.argv[2] ?? 25);
 const rounds = Number(process.argv[3] ?? 2000);
@@ -23,22 +23,13 @@ for (let i = 0; i < total; i += 1000)
     Array.from({ length: Math.min(1000, total - i) }, () => ({ name: 'noop', payload: {} })),
   );
 
-async function commandStats(): Promise<Map<string, { calls: number; usec: number }>> {
-  const out = new Map<string, { calls: number; usec: number }>();
-  for (const line of (await redis.info('commandstats')).split('\n')) {
-    const m = /^cmdstat_([^:]+):calls=(\d+),usec=(\d+)/.exec(line.trim());
-    if (m) out.set(m[1]!, { calls: Number(m[2]), usec: Number(m[3]) });
-  }
-  return out;
-}
-
 await redis.config('RESETSTAT');
 let dequeueUsec = 0;
 let finishUsec = 0;
 for (let r = 0; r < rounds; r++) {
-  const before = (await commandStats()).get('evalsha')?.usec ?? 0;
+  const before = (await commandStats(redis)).get('evalsha')?.usec ?? 0;
   const entries = await queue.dequeue({ workerId: 'w1', leaseMs: 60_000, max: batch, lists });
-  const mid = (await commandStats()).get('evalsha')?.usec ?? 0;
+  const mid = (await commandStats(redis)).get('evalsha')?.usec ?? 0;
   const now = new Date();
   await queue.finish(
     'w1',
@@ -59,7 +50,7 @@ for (let r = 0; r < rounds; r++) {
     }),
     now,
   );
-  const after = (await commandStats()).get('evalsha')?.usec ?? 0;
+  const after = (await commandStats(redis)).get('evalsha')?.usec ?? 0;
   dequeueUsec += mid - before;
   finishUsec += after - mid;
 }
@@ -67,7 +58,7 @@ printMachine();
 console.log(
   `batch ${batch}, ${rounds} rounds: dequeue ${(dequeueUsec / total).toFixed(2)} µs/job, finish ${(finishUsec / total).toFixed(2)} µs/job, total ${((dequeueUsec + finishUsec) / total).toFixed(2)} µs/job`,
 );
-const stats = await commandStats();
+const stats = await commandStats(redis);
 for (const [name, s] of [...stats.entries()].sort((a, b) => b[1].usec - a[1].usec)) {
   if (name === 'info' || name === 'evalsha' || s.calls < rounds) continue;
   console.log(
