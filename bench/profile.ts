@@ -6,6 +6,7 @@
  *   PROFILE_CPU=1 npx tsx bench/profile.ts   # also writes a V8 CPU profile of the worker (bench/results/*.cpuprofile)
  *   SKIP_BUILD=1 npx tsx bench/profile.ts    # runs dist/ as it is (comparing two checkouts' builds in turns)
  *   REDIS_CONFIG='zset-max-listpack-entries 0' npx tsx bench/profile.ts   # CONFIG SET on the server first
+ *   WORKER_NODE_ARGS='--trace-gc' ECHO_CHILD=1 npx tsx bench/profile.ts   # node options for the worker; its output
  */
 import { execFileSync, spawn } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
@@ -33,11 +34,12 @@ for (let i = 0; i < jobs; i += 1000) {
   );
 }
 
-async function redisCpuSeconds(): Promise<number> {
+/** Redis's CPU time so far, user + system and system alone, in seconds. */
+async function redisCpuSeconds(): Promise<{ total: number; system: number }> {
   const info = await redis.info('cpu');
   const user = Number(/used_cpu_user:([\d.]+)/.exec(info)?.[1]);
   const sys = Number(/used_cpu_sys:([\d.]+)/.exec(info)?.[1]);
-  return user + sys;
+  return { total: user + sys, system: sys };
 }
 
 await redis.config('RESETSTAT');
@@ -51,9 +53,12 @@ async function netBytes(): Promise<{ input: number; output: number }> {
 const cpuBefore = await redisCpuSeconds();
 const netBefore = await netBytes();
 mkdirSync('bench/results', { recursive: true });
-const nodeArgs = process.env.PROFILE_CPU === '1' ? ['--cpu-prof', '--cpu-prof-dir=bench/results'] : [];
+const nodeArgs = [
+  ...(process.env.PROFILE_CPU === '1' ? ['--cpu-prof', '--cpu-prof-dir=bench/results'] : []),
+  ...(process.env.WORKER_NODE_ARGS ?? '').split(' ').filter((arg) => arg !== ''),
+];
 /** The worker child's report (bench/worker-child.ts). */
-type ChildReport = { wall_ms: number; cpu_ms?: number; rss_mib?: number; elu?: number };
+type ChildReport = { wall_ms: number; cpu_ms?: number; cpu_sys_ms?: number; rss_mib?: number; elu?: number };
 const result = await new Promise<ChildReport>((resolve, reject) => {
   const child = spawn(
     process.execPath,
@@ -72,6 +77,7 @@ const result = await new Promise<ChildReport>((resolve, reject) => {
   );
   let out = '';
   child.stdout.on('data', (c: Buffer) => {
+    if (process.env.ECHO_CHILD === '1') process.stderr.write(c); // e.g. what --trace-gc prints
     out += c.toString();
     if (out.includes('"ready"')) child.stdin.end('go\n');
   });
@@ -81,7 +87,9 @@ const result = await new Promise<ChildReport>((resolve, reject) => {
     resolve(JSON.parse(last) as ChildReport);
   });
 });
-const redisCpuMs = ((await redisCpuSeconds()) - cpuBefore) * 1000;
+const cpuAfter = await redisCpuSeconds();
+const redisCpuMs = (cpuAfter.total - cpuBefore.total) * 1000;
+const redisSysMs = (cpuAfter.system - cpuBefore.system) * 1000;
 const netAfter = await netBytes();
 const stats = await commandStats(redis);
 
@@ -95,6 +103,10 @@ console.log(
   `Redis CPU ${((1000 * redisCpuMs) / jobs).toFixed(1)} µs/job (${((100 * redisCpuMs) / result.wall_ms).toFixed(0)} % of a core); ` +
     `worker CPU ${result.cpu_ms ? ((1000 * result.cpu_ms) / jobs).toFixed(1) : '?'} µs/job` +
     (result.cpu_ms ? ` (${((100 * result.cpu_ms) / result.wall_ms).toFixed(0)} % of a core)` : ''),
+);
+console.log(
+  `of which in the kernel (system time): Redis ${((1000 * redisSysMs) / jobs).toFixed(1)} µs/job, ` +
+    `worker ${result.cpu_sys_ms === undefined ? '?' : ((1000 * result.cpu_sys_ms) / jobs).toFixed(1)} µs/job`,
 );
 console.log(
   `bytes per job: to Redis ${((netAfter.input - netBefore.input) / jobs).toFixed(0)}, ` +
