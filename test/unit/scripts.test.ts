@@ -1,0 +1,78 @@
+import { readdirSync, readFileSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
+import { sharedDefinitions, sharedPrelude } from '../../src/core/scripts.js';
+
+const LUA_DIR = new URL('../../src/core/lua/', import.meta.url);
+
+describe('the shared Lua fragment', () => {
+  const fragment = [
+    '-- Header of the fragment.',
+    '',
+    '-- Doc of A.',
+    'local function bananasA(x)',
+    '  -- a comment in the body',
+    '',
+    '  return x',
+    'end',
+    '',
+    'local bananasTable = {',
+    '  f = function() return bananasA(1) end,',
+    '}',
+    '',
+    '-- Doc of C, which uses the table.',
+    'local function bananasC() return bananasTable.f() end',
+    '',
+    'local function bananasUnused() end',
+    'local BANANAS_LIMIT = 5',
+  ].join('\n');
+
+  it('splits into top-level definitions, each with the comments above it and its whole body', () => {
+    const definitions = sharedDefinitions(fragment);
+    expect(definitions.map((d) => d.name)).toEqual([
+      'bananasA',
+      'bananasTable',
+      'bananasC',
+      'bananasUnused',
+      'BANANAS_LIMIT',
+    ]);
+    expect(definitions[0]!.text).toBe(
+      [
+        '-- Doc of A.',
+        'local function bananasA(x)',
+        '  -- a comment in the body',
+        '',
+        '  return x',
+        'end',
+      ].join('\n'),
+    );
+    expect(definitions[1]!.text).toBe(
+      ['', 'local bananasTable = {', '  f = function() return bananasA(1) end,', '}'].join('\n'),
+    );
+    expect(definitions[2]!.text).toContain('-- Doc of C');
+  });
+
+  it('gives a script only what it uses, directly or through another definition, in the fragment order', () => {
+    const definitions = sharedDefinitions(fragment);
+    const prelude = sharedPrelude(definitions, 'return bananasC() + BANANAS_LIMIT');
+    const defined = [...prelude.matchAll(/^local (?:function )?(\w+)/gm)].map((m) => m[1]);
+    expect(defined).toEqual(['bananasA', 'bananasTable', 'bananasC', 'BANANAS_LIMIT']);
+    expect(sharedPrelude(definitions, 'return 1')).toBe('');
+  });
+
+  it('every script gets a definition for each shared name it uses', () => {
+    const definitions = sharedDefinitions(readFileSync(new URL('_queue-keys.lua', LUA_DIR), 'utf8'));
+    const shared = new Set(definitions.map((d) => d.name));
+    const scripts = readdirSync(LUA_DIR).filter((f) => /^[a-z][a-z-]*-\d+\.lua$/.test(f));
+    expect(scripts.length).toBeGreaterThan(10);
+    for (const file of scripts) {
+      const body = readFileSync(new URL(file, LUA_DIR), 'utf8');
+      const prelude = sharedPrelude(definitions, body);
+      const defined = new Set([...prelude.matchAll(/^local (?:function )?(\w+)/gm)].map((m) => m[1]));
+      for (const text of [body, prelude]) {
+        for (const [name] of text.matchAll(/\b(bananas[A-Za-z]+|BANANAS_[A-Z_]+)\b/g)) {
+          if (shared.has(name)) expect(defined.has(name), `${file} uses ${name}`).toBe(true);
+        }
+      }
+    }
+  });
+});
