@@ -821,6 +821,55 @@ describe('finish', () => {
     expect(await list(k('queue:processing'))).toEqual([]);
     expect(await raw.zcard(k('processing:leases'))).toBe(0);
   });
+
+  it('rewrites the result an earlier attempt left: its result or error field not set again is removed', async () => {
+    const jobs = await Promise.all([1, 2, 3, 4, 5].map(() => queue.enqueue('j', null)));
+    await queue.dequeue({ workerId: 'w1', leaseMs: 60_000, max: 5, lists: ALL_LISTS() });
+    const [a, b, c, d, e] = jobs as [Job, Job, Job, Job, Job];
+    const old = { status: 'failed', completed_at: '2020-01-01T00:00:00Z', duration_ms: '9' };
+    await raw.hset(k(`result:${a.id}`), { ...old, error: 'old error' });
+    await raw.hset(k(`result:${b.id}`), { ...old, status: 'completed', result: '{"old":1}' });
+    await raw.hset(k(`result:${c.id}`), { ...old, error: 'old error', result: '{"old":1}' });
+    await raw.set(k(`result:${d.id}`), 'not a hash');
+    await raw.hset(k(`result:${e.id}`), { ...old, status: 'completed', result: '{"old":1}' });
+    const complete = (job: Job, resultJson?: string): FinishEntry => ({
+      id: job.id,
+      action: 'complete',
+      document: encodeJob({ ...job, status: 'completed' }),
+      documentTtlSeconds: queue.ttl.completedSeconds,
+      result: { status: 'completed', resultJson, durationMs: 1 },
+    });
+    const replies = await queue.finish(
+      'w1',
+      [
+        complete(a, '{"new":1}'),
+        complete(b),
+        complete(c),
+        complete(d),
+        {
+          id: e.id,
+          action: 'dead',
+          document: encodeJob({ ...e, status: 'failed' }),
+          documentTtlSeconds: queue.ttl.failedSeconds,
+          result: { status: 'failed', error: 'new error', durationMs: 1 },
+        },
+      ],
+      NOW,
+    );
+    expect(replies).toEqual([true, true, true, true, true]);
+    const now = { completed_at: NOW.toISOString(), duration_ms: '1' };
+    expect(await raw.hgetall(k(`result:${a.id}`))).toEqual({
+      status: 'completed',
+      ...now,
+      result: '{"new":1}',
+    });
+    expect(await raw.hgetall(k(`result:${b.id}`))).toEqual({ status: 'completed', ...now });
+    expect(await raw.hgetall(k(`result:${c.id}`))).toEqual({ status: 'completed', ...now });
+    expect(await raw.hgetall(k(`result:${d.id}`))).toEqual({ status: 'completed', ...now });
+    expect(await raw.hgetall(k(`result:${e.id}`))).toEqual({ status: 'failed', ...now, error: 'new error' });
+    for (const job of [a, b, c, d]) expectTtlNear(await ttlOf(k(`result:${job.id}`)), 3600);
+    expectTtlNear(await ttlOf(k(`result:${e.id}`)), 86_400);
+  });
 });
 
 // ---------------------------------------------------------------------------------------------------
