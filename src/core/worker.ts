@@ -80,7 +80,9 @@ interface Run {
   attempt: number;
   /** The job's child logger, made only when something logs with it (most jobs log nothing). */
   logger?: Logger;
-  timer?: NodeJS.Timeout;
+  /** The timeout watching this run (while its handler goes on after the dispatch), and its slot there. */
+  deadline?: BatchDeadline;
+  deadlineSlot: number;
   /** The handler returned or threw (or its promise settled). */
   handlerSettled: boolean;
   /** Counted in `abandoned`: the run ended (timeout, abort) before its handler did. */
@@ -103,8 +105,20 @@ function abortHeld(held: Held, reason: Error): void {
   if (run) queueMicrotask(() => run.end(run, false, reason));
 }
 
-function timeOut(held: Held, ms: number): void {
-  abortHeld(held, new TimeoutError(ms));
+/**
+ * The job timeout of the runs of one dispatched batch whose handlers went on after they were called (a
+ * handler that returns or throws at once needs none). They started together, so one timer serves them all,
+ * armed once the batch is dispatched: a job never times out before the timeout has passed since its start.
+ */
+interface BatchDeadline {
+  timer?: NodeJS.Timeout;
+  /** The runs going on; an ended run's slot is cleared (it may hold a large payload). */
+  runs: (Run | undefined)[];
+  open: number;
+}
+
+function timeOutBatch(deadline: BatchDeadline, ms: number): void {
+  for (const run of deadline.runs) if (run) abortHeld(run.held, new TimeoutError(ms));
 }
 
 /**
@@ -449,7 +463,10 @@ export class Worker {
   /** Dispatches a dequeued batch: its slots are no longer reserved, they run jobs or are free again. */
   private dispatchBatch(entries: DequeuedEntry[]): void {
     this.reserved -= entries.length;
-    for (const entry of entries) this.dispatch(entry);
+    const deadline: BatchDeadline = { runs: [], open: 0 };
+    for (const entry of entries) this.dispatch(entry, deadline);
+    const ms = this.options.jobTimeoutMs;
+    if (deadline.open > 0) deadline.timer = setTimeout(timeOutBatch, ms, deadline, ms);
     // The slots of jobs that did not start (no document, unreadable, lease lost, stopping) are free now.
     this.wakeLoop();
   }
@@ -580,7 +597,7 @@ export class Worker {
     return held;
   }
 
-  private dispatch(entry: DequeuedEntry): void {
+  private dispatch(entry: DequeuedEntry, deadline: BatchDeadline): void {
     if (!entry.document) {
       this.counters.deadLettered++;
       this.logger.error({ job_id: entry.id, queue: entry.sourceList }, 'Job data not found for ID');
@@ -609,17 +626,18 @@ export class Worker {
       return;
     }
     this.running++;
-    void this.execute(held, decoded.job, decoded.data);
+    this.execute(held, decoded.job, decoded.data, deadline);
   }
 
-  private execute(held: Held, job: Job, data: unknown): void {
+  private execute(held: Held, job: Job, data: unknown, deadline: BatchDeadline): void {
     const run: Run = {
       held,
       job,
       started: Date.now(),
       attempt: job.attempts + 1,
       logger: undefined,
-      timer: undefined,
+      deadline: undefined,
+      deadlineSlot: 0,
       handlerSettled: false,
       countedAbandoned: false,
       ended: false,
@@ -639,7 +657,6 @@ export class Worker {
       return;
     }
     held.run = run;
-    run.timer = setTimeout(timeOut, this.options.jobTimeoutMs, held, this.options.jobTimeoutMs);
     let value: unknown;
     let pending: Promise<unknown> | undefined;
     try {
@@ -672,6 +689,10 @@ export class Worker {
       this.handlerEnded(run, true, value);
       return;
     }
+    // The run goes on: the batch's timeout watches it.
+    run.deadline = deadline;
+    run.deadlineSlot = deadline.runs.push(run) - 1;
+    deadline.open++;
     pending.then(
       (result) => this.handlerEnded(run, true, result),
       (error: unknown) => this.handlerEnded(run, false, error),
@@ -689,8 +710,11 @@ export class Worker {
   private readonly endRun = (run: Run, ok: boolean, valueOrError: unknown): void => {
     if (run.ended) return;
     run.ended = true;
-    const { held, job, started } = run;
-    clearTimeout(run.timer);
+    const { held, job, started, deadline } = run;
+    if (deadline) {
+      deadline.runs[run.deadlineSlot] = undefined;
+      if (--deadline.open === 0) clearTimeout(deadline.timer);
+    }
     held.run = undefined;
     if (!run.handlerSettled && held.abortReason !== undefined) {
       // The handler ignored its abort signal: the job is settled and the slot freed without it; the

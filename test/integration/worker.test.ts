@@ -285,6 +285,40 @@ describe('worker', () => {
     expect(worker.stats().inFlight).toBe(0);
   });
 
+  it('times out only the jobs of a batch still running, each after the full timeout', async () => {
+    // Four jobs taken in one dequeue: two end before the timeout, two do not. Each handler's own
+    // start and end are recorded to check that nothing was cut short.
+    const ends = new Map<string, number>();
+    const starts = new Map<string, number>();
+    const handler = (ms: number) => (job: { id: string }, ctx: { signal: AbortSignal }) => {
+      starts.set(job.id, Date.now());
+      return new Promise<string>((resolve, reject) => {
+        const timer = setTimeout(() => resolve('done'), ms);
+        ctx.signal.addEventListener('abort', () => {
+          clearTimeout(timer);
+          ends.set(job.id, Date.now());
+          reject(ctx.signal.reason as Error);
+        });
+      });
+    };
+    const quick = await queue.enqueue('quick', null, { maxRetries: 1 });
+    const slow = await queue.enqueue('slow', null, { maxRetries: 1 });
+    const quick2 = await queue.enqueue('quick', null, { maxRetries: 1 });
+    const slow2 = await queue.enqueue('slow', null, { maxRetries: 1 });
+    startWorker({ quick: handler(50), slow: handler(60_000) }, { concurrency: 8, jobTimeoutMs: 400 });
+    await Promise.all([
+      completed(quick.id, 'quick'),
+      completed(quick2.id, 'quick2'),
+      deadLettered(slow.id, 'slow timeout'),
+      deadLettered(slow2.id, 'slow2 timeout'),
+    ]);
+    for (const job of [slow, slow2]) {
+      expect((await documentOf(job.id)).error).toMatch(/deadline exceeded \(job timeout 400 ms\)/);
+      expect(ends.get(job.id)! - starts.get(job.id)!).toBeGreaterThanOrEqual(400);
+    }
+    expect(ends.has(quick.id) || ends.has(quick2.id)).toBe(false);
+  });
+
   it('aborts the handler signal on timeout', async () => {
     let reason: unknown;
     const job = await queue.enqueue('polite', null, { maxRetries: 1 });
