@@ -1,0 +1,76 @@
+/**
+ * How scripts reach Redis: EVAL with the source on a connection's first use, EVALSHA afterwards, and EVAL
+ * again when the server has lost its scripts. A private redis-server: the test flushes its scripts.
+ */
+import { Redis } from 'ioredis';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { LocalRedisServer } from '../../src/core/local-redis.js';
+import { runScript } from '../../src/core/scripts.js';
+
+let server: LocalRedisServer;
+let admin: Redis;
+
+beforeAll(async () => {
+  server = await LocalRedisServer.start();
+  admin = new Redis(server.url);
+});
+
+afterAll(async () => {
+  admin.disconnect();
+  await server.destroy();
+});
+
+/** Calls and failed calls of EVAL and EVALSHA since the last reset. */
+async function evalStats(): Promise<{ eval: number; evalsha: number; failedEvalsha: number }> {
+  const info = await admin.info('commandstats');
+  const stat = (name: string, field: string) =>
+    Number(new RegExp(`cmdstat_${name}:.*?\\b${field}=(\\d+)`).exec(info)?.[1] ?? 0);
+  return {
+    eval: stat('eval', 'calls'),
+    evalsha: stat('evalsha', 'calls'),
+    failedEvalsha: stat('evalsha', 'failed_calls'),
+  };
+}
+
+describe('running a script', () => {
+  it('sends EVAL with the source on the first call on a connection, EVALSHA after, with every argument', async () => {
+    const client = new Redis(server.url);
+    await admin.set('s:a', 'x', 'PX', 60_000);
+    await admin.config('RESETSTAT');
+    // 130 arguments, numbers among them: all reach the script as text, in order.
+    const keys = Array.from({ length: 130 }, (_, i) => (i === 0 ? 's:a' : `s:missing:${i}`));
+    const first = await runScript<number[]>(client, 'scan-ttls', ['s:a'], keys);
+    expect(first).toHaveLength(130);
+    expect(first[0]).toBeGreaterThan(50_000);
+    expect(first.slice(1).every((ttl) => ttl === -2)).toBe(true);
+    expect(await runScript<number[]>(client, 'scan-ttls', ['s:a'], ['s:missing', 's:a'])).toEqual([
+      -2,
+      expect.any(Number),
+    ]);
+    expect(await evalStats()).toEqual({ eval: 1, evalsha: 1, failedEvalsha: 0 });
+    client.disconnect();
+  });
+
+  it('after the server lost its scripts, a call answers NOSCRIPT once and is sent again as EVAL', async () => {
+    const client = new Redis(server.url);
+    await runScript(client, 'scan-ttls', ['s:a'], ['s:a']);
+    await admin.script('FLUSH');
+    await admin.config('RESETSTAT');
+    expect(await runScript<number[]>(client, 'scan-ttls', ['s:a'], ['s:missing'])).toEqual([-2]);
+    expect(await runScript<number[]>(client, 'scan-ttls', ['s:a'], ['s:missing'])).toEqual([-2]);
+    expect(await evalStats()).toEqual({ eval: 1, evalsha: 2, failedEvalsha: 1 });
+    client.disconnect();
+  });
+
+  it('a client that reconnected sends EVAL again on its new connection, without a NOSCRIPT', async () => {
+    const client = new Redis(server.url, { connectionName: 'scripts-reconnect' });
+    await runScript(client, 'scan-ttls', ['s:a'], ['s:a']);
+    await admin.script('FLUSH'); // as a restarted server would have
+    await admin.client('KILL', 'SKIPME', 'yes', 'TYPE', 'normal');
+    await new Promise<void>((resolve) => client.once('ready', () => resolve()));
+    await admin.config('RESETSTAT');
+    expect(await runScript<number[]>(client, 'scan-ttls', ['s:a'], ['s:missing'])).toEqual([-2]);
+    expect(await evalStats()).toEqual({ eval: 1, evalsha: 0, failedEvalsha: 0 });
+    client.disconnect();
+  });
+});
