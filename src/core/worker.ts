@@ -107,18 +107,40 @@ function abortHeld(held: Held, reason: Error): void {
 
 /**
  * The job timeout of the runs of one dispatched batch whose handlers went on after they were called (a
- * handler that returns or throws at once needs none). They started together, so one timer serves them all,
- * armed once the batch is dispatched: a job never times out before the timeout has passed since its start.
+ * handler that returns or throws at once needs none). Each run times out when the timeout has passed since
+ * its own start; they started one after the other in one turn of the event loop, so one timer, set for the
+ * first of them, serves them all (it is set again for any whose time has not come yet).
  */
 interface BatchDeadline {
   timer?: NodeJS.Timeout;
-  /** The runs going on; an ended run's slot is cleared (it may hold a large payload). */
+  /** The runs going on, in the order they started; an ended run's slot is cleared (it may hold a large payload). */
   runs: (Run | undefined)[];
+  /** Runs before this index have ended or been aborted. */
+  next: number;
   open: number;
+  timeoutMs: number;
 }
 
-function timeOutBatch(deadline: BatchDeadline, ms: number): void {
-  for (const run of deadline.runs) if (run) abortHeld(run.held, new TimeoutError(ms));
+/** Sets the batch's timer for the earliest run still going, if any. */
+function armDeadline(deadline: BatchDeadline): void {
+  while (deadline.next < deadline.runs.length && !deadline.runs[deadline.next]) deadline.next++;
+  const run = deadline.runs[deadline.next];
+  if (!run) return;
+  const delay = Math.max(0, run.started + deadline.timeoutMs - Date.now());
+  deadline.timer = setTimeout(timeOutRuns, delay, deadline);
+}
+
+function timeOutRuns(deadline: BatchDeadline): void {
+  const now = Date.now();
+  const { runs, timeoutMs } = deadline;
+  // Timers run on a monotonic clock, Date.now() on the wall clock: a millisecond of slack between them.
+  for (; deadline.next < runs.length; deadline.next++) {
+    const run = runs[deadline.next];
+    if (!run) continue;
+    if (run.started + timeoutMs > now + 1) break;
+    abortHeld(run.held, new TimeoutError(timeoutMs));
+  }
+  armDeadline(deadline);
 }
 
 /**
@@ -463,10 +485,12 @@ export class Worker {
   /** Dispatches a dequeued batch: its slots are no longer reserved, they run jobs or are free again. */
   private dispatchBatch(entries: DequeuedEntry[]): void {
     this.reserved -= entries.length;
-    const deadline: BatchDeadline = { runs: [], open: 0 };
-    for (const entry of entries) this.dispatch(entry, deadline);
-    const ms = this.options.jobTimeoutMs;
-    if (deadline.open > 0) deadline.timer = setTimeout(timeOutBatch, ms, deadline, ms);
+    const deadline: BatchDeadline = { runs: [], next: 0, open: 0, timeoutMs: this.options.jobTimeoutMs };
+    try {
+      for (const entry of entries) this.dispatch(entry, deadline);
+    } finally {
+      if (deadline.open > 0) armDeadline(deadline);
+    }
     // The slots of jobs that did not start (no document, unreadable, lease lost, stopping) are free now.
     this.wakeLoop();
   }

@@ -314,7 +314,8 @@ describe('worker', () => {
     ]);
     for (const job of [slow, slow2]) {
       expect((await documentOf(job.id)).error).toMatch(/deadline exceeded \(job timeout 400 ms\)/);
-      expect(ends.get(job.id)! - starts.get(job.id)!).toBeGreaterThanOrEqual(400);
+      // Not cut short (a millisecond or two of clock granularity aside).
+      expect(ends.get(job.id)! - starts.get(job.id)!).toBeGreaterThanOrEqual(395);
     }
     expect(ends.has(quick.id) || ends.has(quick2.id)).toBe(false);
   });
