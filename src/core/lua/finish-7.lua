@@ -106,14 +106,15 @@ if #appliedIds > 0 then
 end
 
 -- Writes a result hash (the field-value pairs after `stale`) over what an earlier attempt left. HSET
--- answers how many fields it added: fewer than it wrote means the hash was there, and its `stale` fields
--- (the ones of result and error this write does not set) are removed. A key holding another kind of value
--- is replaced. (Deleting every result hash first cost about 4 % of a settlement: a lookup of a key that is
+-- answers how many fields it added: fewer than it wrote means the hash was there (every writer of result
+-- hashes sets status, completed_at and duration_ms), and its `stale` fields (the ones of result and error
+-- this write does not set) are removed. A key holding another kind of value is replaced. (Deleting every result hash first cost about 4 % of a settlement: a lookup of a key that is
 -- not there is a memory access of its own.)
 local function writeResult(key, stale, ...)
   local added = redis.pcall('HSET', key, ...)
   if type(added) ~= 'number' then
-    if not bananasIsWrongType(added) then return redis.call('HSET', key, ...) end -- raises that error
+    -- Any other error (OOM, NOPERM) is raised as redis.call raises it.
+    if not bananasIsWrongType(added) then return redis.call('HSET', key, ...) end
     redis.call('DEL', key)
     redis.call('HSET', key, ...)
   elseif #stale > 0 and added < select('#', ...) / 2 then
