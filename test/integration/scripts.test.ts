@@ -37,7 +37,7 @@ describe('running a script', () => {
     const client = new Redis(server.url);
     await admin.set('s:a', 'x', 'PX', 60_000);
     await admin.config('RESETSTAT');
-    // 130 arguments, numbers among them: all reach the script as text, in order.
+    // 130 arguments: all reach the script, in order.
     const keys = Array.from({ length: 130 }, (_, i) => (i === 0 ? 's:a' : `s:missing:${i}`));
     const first = await runScript<number[]>(client, 'scan-ttls', ['s:a'], keys);
     expect(first).toHaveLength(130);

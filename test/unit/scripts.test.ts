@@ -1,6 +1,7 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { sharedDefinitions, sharedPrelude } from '../../src/core/scripts.js';
+import { Command } from 'ioredis';
+import { encodeCommand, sharedDefinitions, sharedPrelude } from '../../src/core/scripts.js';
 
 const LUA_DIR = new URL('../../src/core/lua/', import.meta.url);
 
@@ -51,6 +52,12 @@ describe('the shared Lua fragment', () => {
     expect(definitions[2]!.text).toContain('-- Doc of C');
   });
 
+  it('refuses a fragment it cannot split safely', () => {
+    expect(() => sharedDefinitions('local function helper() end')).toThrow(/must be named bananasX/);
+    expect(() => sharedDefinitions('--[[ a block ]]\nlocal bananasA = 1')).toThrow(/--\[\[ blocks/);
+    expect(() => sharedDefinitions('redis.call("PING")\nlocal bananasA = 1')).toThrow(/before the first/);
+  });
+
   it('gives a script only what it uses, directly or through another definition, in the fragment order', () => {
     const definitions = sharedDefinitions(fragment);
     const prelude = sharedPrelude(definitions, 'return bananasC() + BANANAS_LIMIT');
@@ -74,5 +81,16 @@ describe('the shared Lua fragment', () => {
         }
       }
     }
+  });
+});
+
+describe('encodeCommand', () => {
+  it('writes the bytes ioredis writes for the same command: text in UTF-8, Buffers as they are', () => {
+    const text = ['sha', '2', 'k:é', '', 'x'.repeat(5000), '漢字 \u{1F34C}', '\r\n'];
+    for (const args of [text, [...text, Buffer.from([0, 255, 13, 10])]]) {
+      const expected = Buffer.from(new Command('evalsha', args).toWritable({}));
+      expect(encodeCommand('evalsha', args).equals(expected)).toBe(true);
+    }
+    expect(encodeCommand('ping', []).toString()).toBe('*1\r\n$4\r\nping\r\n');
   });
 });

@@ -1,5 +1,7 @@
--- Shared fragment, prepended to every script (src/core/scripts.ts): the functions more than one script
--- needs. Every name starts with `bananas` so that it cannot clash with a script's own locals.
+-- Shared fragment: the functions more than one script needs. Each script is given the definitions it uses
+-- (src/core/scripts.ts), so every top-level statement here is one `local` definition (with `--` comment
+-- lines above it) whose name starts with `bananas` or `BANANAS_`: it cannot clash with a script's own
+-- locals, and a script's use of it can be found.
 
 -- Mirrors src/core/keys.ts: the ready list and the wake-up signal of a priority and routing key.
 local function bananasReadyList(prefix, priority, routingKey)
