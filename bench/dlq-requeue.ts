@@ -2,6 +2,7 @@
  * Benchmark: `bananas dlq requeue --all` over 1,000,000 dead jobs.
  *
  *   npm run build && npx tsx bench/dlq-requeue.ts [--jobs 1000000]
+ *   CLI_NODE_ARGS='--cpu-prof --cpu-prof-dir=bench/results' npx tsx bench/dlq-requeue.ts   # profile the CLI
  *
  * Starts a private redis-server, seeds the dead-letter queue (about 300-byte documents with the 7-day TTL
  * a dead job has), runs the built CLI as a child process, and reports its wall time and peak RSS (VmHWM
@@ -14,7 +15,7 @@ import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
 import { Keys } from '../src/core/keys.js';
 import { LocalRedisServer } from '../src/core/local-redis.js';
-import { cpuModel, runMeasured } from './machine.js';
+import { cpuModel, redisCpuSeconds, runMeasured } from './machine.js';
 
 const ROOT = fileURLToPath(new URL('../', import.meta.url));
 const PREFIX = 'bench:';
@@ -82,8 +83,11 @@ async function main(): Promise<void> {
     );
 
     const load = loadavg()[0]!.toFixed(2);
-    const { code, seconds, peak, stdout, stderr } = await runMeasured(
+    const redisCpuBefore = await redisCpuSeconds(redis);
+    const { code, seconds, peak, cpuSeconds, stdout, stderr } = await runMeasured(
       [
+        // CLI_NODE_ARGS: node options for the CLI (e.g. --cpu-prof).
+        ...(process.env.CLI_NODE_ARGS ?? '').split(' ').filter((arg) => arg !== ''),
         `${ROOT}bin/run.js`,
         'dlq',
         'requeue',
@@ -98,6 +102,7 @@ async function main(): Promise<void> {
       ROOT,
     );
     if (code !== 0) throw new Error(`requeue exited ${code}: ${stderr.trim()}`);
+    const redisCpu = (await redisCpuSeconds(redis)) - redisCpuBefore;
     const result = JSON.parse(stdout) as { requeued: number };
 
     const [dead, high, normal, low, gpuHigh, gpuNormal, gpuLow] = (await Promise.all(
@@ -125,6 +130,7 @@ async function main(): Promise<void> {
     console.log(
       `wall time      ${seconds.toFixed(2)} s  (target ≤ ${TARGET_SECONDS} s)  ${seconds <= TARGET_SECONDS ? 'OK' : 'OVER'}`,
     );
+    console.log(`CPU time       Redis ${redisCpu.toFixed(1)} s, the CLI ${cpuSeconds.toFixed(1)} s`);
     console.log(
       peak > 0
         ? `peak RSS       ${peak.toFixed(0)} MB  (target ≤ ${TARGET_MB} MB)  ${peak <= TARGET_MB ? 'OK' : 'OVER'}`

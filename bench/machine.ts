@@ -58,6 +58,17 @@ export function peakRssMiB(pid: number): number | undefined {
   }
 }
 
+/** CPU time (user + system) a process has used so far, in seconds, read from /proc (Linux). */
+export function cpuSecondsOf(pid: number): number | undefined {
+  try {
+    // Fields 14 and 15 (utime, stime), counted after the command name, which may hold spaces.
+    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+    return (Number(fields[11]) + Number(fields[12])) / 100; // USER_HZ is 100 on Linux
+  } catch {
+    return undefined;
+  }
+}
+
 /** Unix time in ms with sub-millisecond precision, comparable between processes on one machine. */
 export function preciseNowMs(): number {
   return performance.timeOrigin + performance.now();
@@ -80,6 +91,8 @@ export interface MeasuredRun {
   seconds: number;
   /** Peak RSS (VmHWM) in MiB, polled every 20 ms; 0 when /proc is not available. */
   peak: number;
+  /** CPU time in seconds at the last poll (up to 20 ms before the end); 0 when /proc is not available. */
+  cpuSeconds: number;
   stdout: string;
   stderr: string;
 }
@@ -93,9 +106,11 @@ export async function runMeasured(args: string[], cwd: string): Promise<Measured
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let peak = 0;
+  let cpuSeconds = 0;
   const poll = setInterval(() => {
     const rss = child.pid ? peakRssMiB(child.pid) : undefined;
     if (rss !== undefined) peak = Math.max(peak, rss);
+    cpuSeconds = (child.pid ? cpuSecondsOf(child.pid) : undefined) ?? cpuSeconds;
   }, 20);
   let stdout = '';
   let stderr = '';
@@ -103,10 +118,18 @@ export async function runMeasured(args: string[], cwd: string): Promise<Measured
   child.stderr.on('data', (c: Buffer) => (stderr += c.toString('utf8')));
   const code = await new Promise<number | null>((resolve) => child.on('close', (c) => resolve(c)));
   clearInterval(poll);
-  return { code, seconds: (performance.now() - t0) / 1000, peak, stdout, stderr };
+  return { code, seconds: (performance.now() - t0) / 1000, peak, cpuSeconds, stdout, stderr };
 }
 
 /** One command's line of `INFO commandstats`: calls, and microseconds spent in them. */
+/** Redis's CPU time so far (user + system), in seconds, from `INFO cpu`. */
+export async function redisCpuSeconds(redis: Redis): Promise<number> {
+  const info = await redis.info('cpu');
+  const user = Number(/used_cpu_user:([\d.]+)/.exec(info)?.[1]);
+  const sys = Number(/used_cpu_sys:([\d.]+)/.exec(info)?.[1]);
+  return user + sys;
+}
+
 export interface CommandStat {
   calls: number;
   usec: number;
