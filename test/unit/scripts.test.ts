@@ -36,16 +36,8 @@ describe('the shared Lua fragment', () => {
       'bananasUnused',
       'BANANAS_LIMIT',
     ]);
-    expect(definitions[0]!.text).toBe(
-      [
-        '-- Doc of A.',
-        'local function bananasA(x)',
-        '  -- a comment in the body',
-        '',
-        '  return x',
-        'end',
-      ].join('\n'),
-    );
+    // A: its doc comment and its whole body (lines 3 to 8: the header and the blank line after it are not).
+    expect(definitions[0]!.text).toBe(fragment.split('\n').slice(2, 8).join('\n'));
     expect(definitions[1]!.text).toBe(
       ['', 'local bananasTable = {', '  f = function() return bananasA(1) end,', '}'].join('\n'),
     );
