@@ -83,7 +83,7 @@ async function main(): Promise<void> {
     );
 
     const load = loadavg()[0]!.toFixed(2);
-    const redisCpuBefore = await redisCpuSeconds(redis);
+    const redisCpuBefore = (await redisCpuSeconds(redis)).total;
     const { code, seconds, peak, cpuSeconds, stdout, stderr } = await runMeasured(
       [
         // CLI_NODE_ARGS: node options for the CLI (e.g. --cpu-prof).
@@ -102,7 +102,7 @@ async function main(): Promise<void> {
       ROOT,
     );
     if (code !== 0) throw new Error(`requeue exited ${code}: ${stderr.trim()}`);
-    const redisCpu = (await redisCpuSeconds(redis)) - redisCpuBefore;
+    const redisCpu = (await redisCpuSeconds(redis)).total - redisCpuBefore;
     const result = JSON.parse(stdout) as { requeued: number };
 
     const [dead, high, normal, low, gpuHigh, gpuNormal, gpuLow] = (await Promise.all(

@@ -18,7 +18,7 @@ import { Queue as BullQueue } from 'bullmq';
 import { Redis } from 'ioredis';
 import { LocalRedisServer } from '../src/core/local-redis.js';
 import { Queue } from '../src/core/queue.js';
-import { machineInfo, median, percentile, preciseNowMs, printMachine } from './machine.js';
+import { machineInfo, median, percentile, preciseNowMs, printMachine, redisCpuSeconds } from './machine.js';
 
 type Engine = 'bananas' | 'bullmq';
 const ENGINES: Engine[] = ['bananas', 'bullmq'];
@@ -125,9 +125,7 @@ interface ChildResult {
 
 /** CPU time Redis has used so far (user + system), in ms. */
 async function redisCpuMs(): Promise<number> {
-  const info = await redis.info('cpu');
-  const field = (name: string) => Number(new RegExp(`${name}:([\\d.]+)`).exec(info)?.[1] ?? 0);
-  return (field('used_cpu_user') + field('used_cpu_sys')) * 1000;
+  return (await redisCpuSeconds(redis)).total * 1000;
 }
 
 /**

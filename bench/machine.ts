@@ -121,14 +121,15 @@ export async function runMeasured(args: string[], cwd: string): Promise<Measured
   return { code, seconds: (performance.now() - t0) / 1000, peak, cpuSeconds, stdout, stderr };
 }
 
-/** One command's line of `INFO commandstats`: calls, and microseconds spent in them. */
-/** Redis's CPU time so far (user + system), in seconds, from `INFO cpu`. */
-export async function redisCpuSeconds(redis: Redis): Promise<number> {
+/** Redis's CPU time so far, in seconds, from `INFO cpu`: user + system, and system (the kernel) alone. */
+export async function redisCpuSeconds(redis: Redis): Promise<{ total: number; system: number }> {
   const info = await redis.info('cpu');
-  const user = Number(/used_cpu_user:([\d.]+)/.exec(info)?.[1]);
-  const sys = Number(/used_cpu_sys:([\d.]+)/.exec(info)?.[1]);
-  return user + sys;
+  const user = Number(/used_cpu_user:([\d.]+)/.exec(info)?.[1] ?? 0);
+  const sys = Number(/used_cpu_sys:([\d.]+)/.exec(info)?.[1] ?? 0);
+  return { total: user + sys, system: sys };
 }
+
+/** One command's line of `INFO commandstats`: calls, and microseconds spent in them. */
 
 export interface CommandStat {
   calls: number;

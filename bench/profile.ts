@@ -13,7 +13,7 @@ import { mkdirSync } from 'node:fs';
 import { Redis } from 'ioredis';
 import { LocalRedisServer } from '../src/core/local-redis.js';
 import { Queue } from '../src/core/queue.js';
-import { commandStats, printMachine } from './machine.js';
+import { commandStats, printMachine, redisCpuSeconds } from './machine.js';
 
 const jobs = Number(process.argv[2] ?? 50_000);
 const concurrency = Number(process.argv[3] ?? 50);
@@ -34,14 +34,6 @@ for (let i = 0; i < jobs; i += 1000) {
   );
 }
 
-/** Redis's CPU time so far, user + system and system alone, in seconds. */
-async function redisCpuSeconds(): Promise<{ total: number; system: number }> {
-  const info = await redis.info('cpu');
-  const user = Number(/used_cpu_user:([\d.]+)/.exec(info)?.[1]);
-  const sys = Number(/used_cpu_sys:([\d.]+)/.exec(info)?.[1]);
-  return { total: user + sys, system: sys };
-}
-
 await redis.config('RESETSTAT');
 async function netBytes(): Promise<{ input: number; output: number }> {
   const info = await redis.info('stats');
@@ -50,7 +42,7 @@ async function netBytes(): Promise<{ input: number; output: number }> {
     output: Number(/total_net_output_bytes:(\d+)/.exec(info)?.[1]),
   };
 }
-const cpuBefore = await redisCpuSeconds();
+const cpuBefore = await redisCpuSeconds(redis);
 const netBefore = await netBytes();
 mkdirSync('bench/results', { recursive: true });
 const nodeArgs = [
@@ -87,7 +79,7 @@ const result = await new Promise<ChildReport>((resolve, reject) => {
     resolve(JSON.parse(last) as ChildReport);
   });
 });
-const cpuAfter = await redisCpuSeconds();
+const cpuAfter = await redisCpuSeconds(redis);
 const redisCpuMs = (cpuAfter.total - cpuBefore.total) * 1000;
 const redisSysMs = (cpuAfter.system - cpuBefore.system) * 1000;
 const netAfter = await netBytes();
