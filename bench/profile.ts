@@ -13,6 +13,7 @@ import { mkdirSync } from 'node:fs';
 import { Redis } from 'ioredis';
 import { LocalRedisServer } from '../src/core/local-redis.js';
 import { Queue } from '../src/core/queue.js';
+import { seedNoopJobs } from './jobs.js';
 import { commandStats, printMachine, redisCpuSeconds } from './machine.js';
 
 const jobs = Number(process.argv[2] ?? 50_000);
@@ -28,11 +29,7 @@ for (const setting of (process.env.REDIS_CONFIG ?? '').split(',').filter((s) => 
   await redis.config('SET', name, value);
 }
 const queue = new Queue(redis);
-for (let i = 0; i < jobs; i += 1000) {
-  await queue.enqueueBatch(
-    Array.from({ length: Math.min(1000, jobs - i) }, () => ({ name: 'noop', payload: {} })),
-  );
-}
+await seedNoopJobs(queue, jobs);
 
 await redis.config('RESETSTAT');
 async function netBytes(): Promise<{ input: number; output: number }> {

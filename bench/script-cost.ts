@@ -8,7 +8,7 @@
 import { Redis } from 'ioredis';
 import { LocalRedisServer } from '../src/core/local-redis.js';
 import { Queue } from '../src/core/queue.js';
-import { decodeJob, encodeJob } from '../src/core/codec.js';
+import { completedDocument, seedNoopJobs } from './jobs.js';
 import { commandStats, printMachine } from './machine.js';
 
 const batch = Number(process.argv[2] ?? 25);
@@ -18,10 +18,7 @@ const redis = new Redis(server.url);
 const queue = new Queue(redis);
 const lists = queue.listsServed(['high', 'normal', 'low'], ['default']);
 const total = batch * rounds;
-for (let i = 0; i < total; i += 1000)
-  await queue.enqueueBatch(
-    Array.from({ length: Math.min(1000, total - i) }, () => ({ name: 'noop', payload: {} })),
-  );
+await seedNoopJobs(queue, total);
 
 await redis.config('RESETSTAT');
 let dequeueUsec = 0;
@@ -34,16 +31,10 @@ for (let r = 0; r < rounds; r++) {
   await queue.finish(
     'w1',
     entries.map((e) => {
-      const decoded = decodeJob(e.document!);
-      if (!decoded.ok) throw new Error('bad document');
       return {
         id: e.id,
         action: 'complete' as const,
-        document: encodeJob(decoded.job, {
-          status: 'completed',
-          updatedAt: now.toISOString(),
-          scheduledFor: '',
-        }),
+        document: completedDocument(e, now),
         documentTtlSeconds: queue.ttl.completedSeconds,
         result: { status: 'completed' as const, durationMs: 0 },
       };

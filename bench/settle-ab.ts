@@ -12,7 +12,7 @@ import { readFileSync } from 'node:fs';
 import { Redis } from 'ioredis';
 import { LocalRedisServer } from '../src/core/local-redis.js';
 import { Queue } from '../src/core/queue.js';
-import { decodeJob, encodeJob } from '../src/core/codec.js';
+import { completedDocument, seedNoopJobs } from './jobs.js';
 import { sharedDefinitions, sharedPrelude } from '../src/core/scripts.js';
 import { commandStats, printMachine } from './machine.js';
 
@@ -36,10 +36,7 @@ const queue = new Queue(redis);
 const keys = queue.keys;
 const lists = queue.listsServed(['high', 'normal', 'low'], ['default']);
 const total = batch * rounds;
-for (let i = 0; i < total; i += 1000)
-  await queue.enqueueBatch(
-    Array.from({ length: Math.min(1000, total - i) }, () => ({ name: 'noop', payload: {} })),
-  );
+await seedNoopJobs(queue, total);
 
 const evalshaUsec = async () => (await commandStats(redis)).get('evalsha')?.usec ?? 0;
 const spent = [0, 0];
@@ -57,16 +54,7 @@ for (let r = 0; r < rounds; r++) {
     queue.ttl.completedSeconds,
     entries.length,
   ];
-  for (const entry of entries) {
-    const decoded = decodeJob(entry.document!);
-    if (!decoded.ok) throw new Error(`job ${entry.id}: ${decoded.reason}`);
-    const document = encodeJob(decoded.job, {
-      status: 'completed',
-      updatedAt: now.toISOString(),
-      scheduledFor: '',
-    });
-    args.push(entry.id, 'done', document, '', 0);
-  }
+  for (const entry of entries) args.push(entry.id, 'done', completedDocument(entry, now), '', 0);
   args.push(now.toISOString());
   const version = r % 2;
   const before = await evalshaUsec();
