@@ -27,7 +27,6 @@ interface SharedDefinition {
   text: string;
 }
 
-/** The names the fragment may define, as they are found where a script uses them. */
 /** The names the fragment may define: a script's use of one is found by this pattern. */
 const NAME = /\b(bananas[A-Za-z]+|BANANAS_[A-Z_]+)\b/g;
 
@@ -109,10 +108,24 @@ function loadScripts(): Map<string, LoadedScript> {
 type ScriptArg = string | number | Buffer;
 
 /**
+ * A script call whose arguments (ARGV) are already encoded in the Redis protocol ({@link prepareScript}):
+ * a caller that sends batch after batch encodes the next one while Redis runs the one before.
+ */
+export interface PreparedScript {
+  readonly name: string;
+  readonly keys: string[];
+  /** How many arguments `body` holds. */
+  readonly count: number;
+  /** The arguments as bulk strings. */
+  readonly body: Buffer;
+}
+
+/**
  * One call of a script: EVALSHA, or EVAL with its source on a connection that has not run it yet (what
  * ioredis' defineCommand sends). The argument list is set after construction: ioredis' Command copies the
  * list it is given with Array.prototype.flat, at about 0.2 µs an argument, and a settlement of 25 jobs
- * passes 130 of them.
+ * passes 130 of them. A prepared call's list holds only the hash and the keys (what a cluster client
+ * routes by); its arguments follow from the prepared bytes.
  */
 class ScriptCommand extends Command {
   /** Some argument is a Buffer (documents kept as stored bytes). */
@@ -123,6 +136,7 @@ class ScriptCommand extends Command {
     keys: string[],
     args: ScriptArg[],
     replyEncoding: 'utf8' | null,
+    private readonly prepared?: PreparedScript,
   ) {
     super('evalsha', [], { replyEncoding });
     this.args = [script.sha, script.numberOfKeys, ...keys, ...args];
@@ -145,6 +159,10 @@ class ScriptCommand extends Command {
       if (err.message.includes('NOSCRIPT')) this.script.loadedOn.delete(socket);
       reject.call(this, err);
     };
+    if (this.prepared) {
+      const head = encodeCommand(this.name, this.args as string[], this.prepared.count);
+      return Buffer.concat([head, this.prepared.body], head.length + this.prepared.body.length);
+    }
     // With a Buffer among the arguments, ioredis measures and copies each text argument several times.
     if (this.binary) return encodeCommand(this.name, this.args as Array<string | Buffer>);
     return super.toWritable(socket);
@@ -155,11 +173,18 @@ class ScriptCommand extends Command {
  * A command in the Redis protocol (an array of bulk strings), written straight into one Buffer: each
  * argument is measured once and written once. When an argument is a Buffer, ioredis measures each text
  * argument three times and copies it twice: a tenth of the CPU of a `dlq requeue`. (Without Buffers its
- * one string, encoded by the socket, costs no more than this.)
+ * one string, encoded by the socket, costs no more than this.) `more`: arguments that will follow these
+ * (already encoded with {@link encodeArguments}), counted in the array's length.
  */
-export function encodeCommand(name: string, args: ReadonlyArray<string | Buffer>): Buffer {
+export function encodeCommand(name: string, args: ReadonlyArray<string | Buffer>, more = 0): Buffer {
+  const head = `*${args.length + more + 1}\r\n$${name.length}\r\n${name}\r\n`;
+  return encodeArguments(args, head);
+}
+
+/** `args` as bulk strings, after `head` (ASCII), in one Buffer. */
+function encodeArguments(args: ReadonlyArray<string | Buffer>, head = ''): Buffer {
   const lengths = new Array<number>(args.length);
-  let size = 16 + name.length;
+  let size = head.length;
   for (let i = 0; i < args.length; i++) {
     const arg = args[i]!;
     const length = typeof arg === 'string' ? Buffer.byteLength(arg) : arg.length;
@@ -167,7 +192,7 @@ export function encodeCommand(name: string, args: ReadonlyArray<string | Buffer>
     size += length + 16; // "$", up to 12 digits, two CRLFs
   }
   const out = Buffer.allocUnsafe(size);
-  let at = out.write(`*${args.length + 1}\r\n$${name.length}\r\n${name}\r\n`, 0, 'latin1');
+  let at = out.write(head, 0, 'latin1');
   for (let i = 0; i < args.length; i++) {
     const arg = args[i]!;
     at += out.write(`$${lengths[i]!}\r\n`, at, 'latin1');
@@ -178,6 +203,38 @@ export function encodeCommand(name: string, args: ReadonlyArray<string | Buffer>
   return out.subarray(0, at);
 }
 
+/**
+ * Encodes a call of the script `<name>-<n>.lua` ahead of sending it with {@link runPrepared}: the costly
+ * part of sending a call with thousands of arguments, done while the connection is busy with others.
+ */
+export function prepareScript(name: string, keys: string[], args: ScriptArg[]): PreparedScript {
+  scriptNamed(name);
+  const texts = args.map((arg) => (typeof arg === 'number' ? String(arg) : arg));
+  return { name, keys, count: args.length, body: encodeArguments(texts) };
+}
+
+/** Runs a call prepared by {@link prepareScript}; replies as {@link runScript}'s. */
+export function runPrepared<T = unknown>(redis: RedisClient, prepared: PreparedScript): Promise<T> {
+  const script = scriptNamed(prepared.name);
+  return withResend(
+    () => redis.sendCommand(new ScriptCommand(script, prepared.keys, [], 'utf8', prepared)) as Promise<T>,
+  );
+}
+
+function scriptNamed(name: string): LoadedScript {
+  const script = loadScripts().get(name);
+  if (!script) throw new Error(`unknown Lua script ${name}`);
+  return script;
+}
+
+/** Sends a script call, and once more (as EVAL) after a NOSCRIPT reply. */
+function withResend<T>(sendOnce: () => Promise<T>): Promise<T> {
+  return sendOnce().catch((err: unknown) => {
+    if (!(err instanceof Error) || !err.message.includes('NOSCRIPT')) throw err;
+    return sendOnce(); // as EVAL: the NOSCRIPT reply took the connection off the script's list
+  });
+}
+
 function send<T>(
   redis: RedisClient,
   name: string,
@@ -185,13 +242,8 @@ function send<T>(
   args: ScriptArg[],
   encoding: 'utf8' | null,
 ) {
-  const script = loadScripts().get(name);
-  if (!script) throw new Error(`unknown Lua script ${name}`);
-  const sendOnce = () => redis.sendCommand(new ScriptCommand(script, keys, args, encoding)) as Promise<T>;
-  return sendOnce().catch((err: unknown) => {
-    if (!(err instanceof Error) || !err.message.includes('NOSCRIPT')) throw err;
-    return sendOnce(); // as EVAL: the NOSCRIPT reply took the connection off the script's list
-  });
+  const script = scriptNamed(name);
+  return withResend(() => redis.sendCommand(new ScriptCommand(script, keys, args, encoding)) as Promise<T>);
 }
 
 /**

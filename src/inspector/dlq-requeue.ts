@@ -19,7 +19,7 @@ import type { RedisClient } from '../core/connection.js';
 import { encodeJob, resetForRequeue, type Job } from '../core/codec.js';
 import { ConflictError, NotFoundError, UsageError } from '../core/errors.js';
 import { Keys, routeOf, type Priority } from '../core/keys.js';
-import { runScript } from '../core/scripts.js';
+import { prepareScript, runPrepared, type PreparedScript } from '../core/scripts.js';
 import {
   assertExactId,
   assertFilter,
@@ -121,6 +121,11 @@ interface Batch {
   /** Entries examined and left in place by this sweep's decision (not matching, not a job, duplicate). */
   left: number;
   planned: Planned[];
+  /**
+   * The script call moving the planned jobs, encoded when the batch is classified: while the script of
+   * the batch before runs (undefined when there is nothing to send).
+   */
+  call?: PreparedScript;
 }
 
 class Requeue {
@@ -198,6 +203,7 @@ class Requeue {
         batch.planned.push(this.plan(entry, raw.index < 0 ? raw.index + shift : 0, now));
       }
     }
+    batch.call = this.prepare(batch.planned);
     return batch;
   }
 
@@ -214,9 +220,9 @@ class Requeue {
     };
   }
 
-  /** Sends one batch script (a dry run sends nothing and reports every planned job as movable). */
-  send(planned: Planned[]): Promise<number[]> {
-    if (planned.length === 0 || this.result.dry_run) return Promise.resolve(planned.map(() => 1));
+  /** Encodes the batch script for `planned` (nothing for a dry run or an empty batch). */
+  prepare(planned: Planned[]): PreparedScript | undefined {
+    if (planned.length === 0 || this.result.dry_run) return undefined;
     const targets = new Map<string, number>();
     const targetArgs: string[] = [];
     const positions: string[] = [];
@@ -241,7 +247,13 @@ class Requeue {
       positions.join(' '),
       ...entryArgs,
     ];
-    return runScript<number[]>(this.redis, 'dlq-requeue', [this.keys.dead], args);
+    return prepareScript('dlq-requeue', [this.keys.dead], args);
+  }
+
+  /** Sends one batch script (a dry run sends nothing and reports every planned job as movable). */
+  send(planned: Planned[], call = this.prepare(planned)): Promise<number[]> {
+    if (!call) return Promise.resolve(planned.map(() => 1));
+    return runPrepared<number[]>(this.redis, call);
   }
 
   /** Counts a script's outcome; returns how many planned entries it left in the dead-letter list. */
@@ -346,8 +358,8 @@ async function sweep(run: Requeue, filter: DeadLetterFilter): Promise<RequeueRes
   }
   while (batch) {
     // The next window is read before this batch's script runs (one connection: commands run in order):
-    // its ids first, so the offset is exact, then its documents and the script, so the documents arrive
-    // and are decoded while the script runs. Its position hints assume the script moves every planned
+    // its ids first, so the offset is exact, then its documents and the script (encoded while the script
+    // before it ran), so the documents arrive and are decoded, and the next script encoded, while it runs. Its position hints assume the script moves every planned
     // job; a wrong guess only makes the next script search for them.
     const inFlight = batch.planned.length;
     const more = !options.signal?.aborted && result.examined < length && room(inFlight) > 0;
@@ -359,7 +371,7 @@ async function sweep(run: Requeue, filter: DeadLetterFilter): Promise<RequeueRes
     const nextIds = shifted ? [] : window.slice(0, -1);
     const nextDocuments =
       nextIds.length > 0 ? redis.mgetBuffer(nextIds.map((id) => keys.job(id))) : undefined;
-    const codes = run.send(batch.planned);
+    const codes = run.send(batch.planned, batch.call);
     let next: Batch | undefined;
     if (nextDocuments) {
       const entries = withDocuments(nextIds, await nextDocuments, offset);

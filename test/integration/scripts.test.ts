@@ -5,7 +5,7 @@
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LocalRedisServer } from '../../src/core/local-redis.js';
-import { runScript } from '../../src/core/scripts.js';
+import { prepareScript, runPrepared, runScript } from '../../src/core/scripts.js';
 
 let server: LocalRedisServer;
 let admin: Redis;
@@ -72,5 +72,41 @@ describe('running a script', () => {
     expect(await runScript<number[]>(client, 'scan-ttls', ['s:a'], ['s:missing'])).toEqual([-2]);
     expect(await evalStats()).toEqual({ eval: 1, evalsha: 0, failedEvalsha: 0 });
     client.disconnect();
+  });
+
+  it('a prepared call carries every argument (text, numbers, Buffers), as EVAL first and EVALSHA after', async () => {
+    const client = new Redis(server.url);
+    await admin.set('s:a', 'x', 'PX', 60_000);
+    await admin.config('RESETSTAT');
+    const args = Array.from({ length: 130 }, (_, i) => (i === 0 ? 's:a' : `s:missing:${i}`));
+    const prepared = prepareScript('scan-ttls', ['s:a'], [...args.slice(0, 128), Buffer.from('s:a'), 's:é']);
+    const first = await runPrepared<number[]>(client, prepared);
+    expect(first).toHaveLength(130);
+    expect(first[0]).toBeGreaterThan(50_000);
+    expect(first.slice(1, 128).every((ttl) => ttl === -2)).toBe(true);
+    expect(first[128]).toBeGreaterThan(50_000); // the Buffer argument arrived as its bytes
+    expect(first[129]).toBe(-2);
+    // The same prepared call can be sent again: now as EVALSHA.
+    expect(await runPrepared<number[]>(client, prepared)).toEqual(
+      first.map((ttl) => (ttl > 0 ? expect.any(Number) : -2)),
+    );
+    expect(await evalStats()).toEqual({ eval: 1, evalsha: 1, failedEvalsha: 0 });
+    client.disconnect();
+  });
+
+  it('a prepared call answered NOSCRIPT is sent again as EVAL', async () => {
+    const client = new Redis(server.url);
+    await runScript(client, 'scan-ttls', ['s:a'], ['s:a']);
+    await admin.script('FLUSH');
+    await admin.config('RESETSTAT');
+    expect(await runPrepared(client, prepareScript('scan-ttls', ['s:a'], ['s:missing', 7]))).toEqual([
+      -2, -2,
+    ]);
+    expect(await evalStats()).toEqual({ eval: 1, evalsha: 1, failedEvalsha: 1 });
+    client.disconnect();
+  });
+
+  it('refuses to prepare a script that does not exist', () => {
+    expect(() => prepareScript('no-such-script', [], [])).toThrow(/unknown Lua script no-such-script/);
   });
 });
