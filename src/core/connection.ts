@@ -132,6 +132,19 @@ export function toConnectionError(err: unknown, url: string): BananasError {
   return new RedisUnavailableError(`cannot reach Redis at ${where}: ${message}`);
 }
 
+/**
+ * Refuses ioredis' `keyPrefix`: ioredis adds it to the keys of plain commands but the scripts name most of
+ * the keys they touch from their arguments, so a client with it would read and write two key spaces. The
+ * deployment's prefix is bananas' own `prefix` option (`--prefix`, BANANAS_PREFIX).
+ */
+export function assertNoKeyPrefix(options: { keyPrefix?: string } | undefined): void {
+  if (options?.keyPrefix) {
+    throw new UsageError(
+      `the ioredis option keyPrefix (${JSON.stringify(options.keyPrefix)}) is not supported: give the key prefix as bananas' prefix option (--prefix, BANANAS_PREFIX) instead`,
+    );
+  }
+}
+
 const lastErrors = new WeakMap<RedisClient, Error>();
 const nodeErrors = new WeakMap<RedisClient, Error>();
 
@@ -140,6 +153,7 @@ const nodeErrors = new WeakMap<RedisClient, Error>();
  * lazily (call {@link connectOrThrow} or let the first command connect). A malformed URL is a UsageError.
  */
 export function createRedis(options: ConnectOptions): RedisClient {
+  assertNoKeyPrefix(options.redisOptions);
   const url = options.url ?? DEFAULT_REDIS_URL;
   const topology = parseRedisUrl(url, redactUrl);
   let failedSince: number | undefined;

@@ -2,7 +2,7 @@
  * The queue core: enqueue, dequeue with leases, settle (complete / retry / dead-letter / release),
  * promote scheduled jobs, recover expired leases. Every multi-step change runs in one Lua script.
  */
-import { isCluster, type RedisClient } from './connection.js';
+import { assertNoKeyPrefix, isCluster, type RedisClient } from './connection.js';
 import { assertJsonText, encodeJob, newJob, type Job } from './codec.js';
 import { DuplicateJobError, UsageError } from './errors.js';
 import {
@@ -135,6 +135,8 @@ export class Queue {
   readonly ttl: TtlOptions;
 
   constructor(redis: RedisClient, options: QueueOptions = {}) {
+    assertNoKeyPrefix(redis.options);
+    if (isCluster(redis)) assertNoKeyPrefix(redis.options.redisOptions);
     this.redis = redis;
     this.keys = new Keys(options.prefix);
     if (isCluster(redis)) assertClusterPrefix(this.keys.prefix);

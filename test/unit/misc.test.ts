@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import { reconnectDelayMs } from '../../src/core/connection.js';
+import { Cluster, Redis } from 'ioredis';
+import { createRedis, reconnectDelayMs } from '../../src/core/connection.js';
 import { UsageError } from '../../src/core/errors.js';
-import { assertJobId, secondsScore } from '../../src/core/queue.js';
+import { assertJobId, Queue, secondsScore } from '../../src/core/queue.js';
 import { passwordOf, redactSecrets, redactUrl } from '../../src/core/redact.js';
 import { DEFAULT_RETRY, retryDelayMs, type RetryPolicy } from '../../src/core/worker.js';
 
@@ -214,5 +215,33 @@ describe('reconnectDelayMs', () => {
     expect(reconnectDelayMs(7)).toBe(30_000);
     expect(reconnectDelayMs(100)).toBe(30_000);
     expect(reconnectDelayMs(10_000)).toBe(30_000);
+  });
+});
+
+describe("ioredis' keyPrefix", () => {
+  // Clients connect lazily: nothing here reaches a server.
+  it('is refused when bananas creates the client', () => {
+    expect(() =>
+      createRedis({ url: 'redis://127.0.0.1:1', mode: 'fail-fast', redisOptions: { keyPrefix: 'app:' } }),
+    ).toThrow(UsageError);
+    expect(() =>
+      createRedis({ url: 'redis://127.0.0.1:1', mode: 'fail-fast', redisOptions: { keyPrefix: 'app:' } }),
+    ).toThrow(/keyPrefix \("app:"\) is not supported: give the key prefix as bananas' prefix option/);
+  });
+
+  it('is refused on a client given to a Queue, a single server or a cluster', () => {
+    const plain = new Redis({ lazyConnect: true, keyPrefix: 'app:' });
+    expect(() => new Queue(plain)).toThrow(UsageError);
+    const cluster = new Cluster([{ host: '127.0.0.1', port: 1 }], {
+      lazyConnect: true,
+      redisOptions: { keyPrefix: 'app:' },
+    });
+    expect(() => new Queue(cluster, { prefix: '{app}:' })).toThrow(/keyPrefix/);
+    // Without it, both are accepted.
+    expect(new Queue(new Redis({ lazyConnect: true })).keys.prefix).toBe('bananas:');
+    expect(
+      () =>
+        new Queue(new Cluster([{ host: '127.0.0.1', port: 1 }], { lazyConnect: true }), { prefix: '{app}:' }),
+    ).not.toThrow();
   });
 });
