@@ -7,8 +7,10 @@
  *   SKIP_BUILD=1 npx tsx bench/profile.ts    # runs dist/ as it is (comparing two checkouts' builds in turns)
  *   REDIS_CONFIG='zset-max-listpack-entries 0' npx tsx bench/profile.ts   # CONFIG SET on the server first
  *   WORKER_NODE_ARGS='--trace-gc' ECHO_CHILD=1 npx tsx bench/profile.ts   # node options for the worker; its output
+ *   PERF_REDIS=1 npx tsx bench/profile.ts    # also samples redis-server with Linux perf during the drain and
+ *                                            # prints its functions by inclusive share (commands, Lua, kernel)
  */
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
 import { Redis } from 'ioredis';
 import { LocalRedisServer } from '../src/core/local-redis.js';
@@ -46,6 +48,41 @@ const nodeArgs = [
   ...(process.env.PROFILE_CPU === '1' ? ['--cpu-prof', '--cpu-prof-dir=bench/results'] : []),
   ...(process.env.WORKER_NODE_ARGS ?? '').split(' ').filter((arg) => arg !== ''),
 ];
+/**
+ * Linux perf sampling redis-server with call graphs (DWARF: the server is built without frame pointers),
+ * from the go to the end of the drain. Undefined when perf cannot start.
+ */
+function startPerf(pid: number, file: string): ChildProcess | undefined {
+  try {
+    execFileSync('perf', ['--version'], { stdio: 'ignore' });
+  } catch {
+    console.error('PERF_REDIS=1: perf is not installed; skipped');
+    return undefined;
+  }
+  const args = ['record', '-q', '-F', '999', '--call-graph', 'dwarf,16384', '-p', String(pid), '-o', file];
+  return spawn('perf', args, { stdio: 'inherit' });
+}
+
+/** The functions perf saw in redis-server, by inclusive share of the samples (named ones only). */
+function perfSummary(file: string, top = 45): string[] {
+  const report = execFileSync(
+    'perf',
+    ['report', '-i', file, '--children', '--sort', 'symbol', '-g', 'none', '--stdio'],
+    { encoding: 'utf8', maxBuffer: 64 * 1024 * 1024, stdio: ['ignore', 'pipe', 'ignore'] },
+  );
+  const lines: string[] = [];
+  for (const line of report.split('\n')) {
+    const match = /^\s+([\d.]+)%\s+([\d.]+)%\s+\[[.k]\]\s+(\S+)/.exec(line);
+    if (!match || match[3]!.startsWith('0x') || Number(match[1]) < 0.5) continue;
+    lines.push(`${match[1]!.padStart(6)} % ${match[2]!.padStart(6)} %  ${match[3]}`);
+    if (lines.length >= top) break;
+  }
+  return lines;
+}
+
+const perfFile = `bench/results/redis-${Date.now()}.perf.data`;
+let perf: ChildProcess | undefined;
+
 /** The worker child's report (bench/worker-child.ts). */
 type ChildReport = { wall_ms: number; cpu_ms?: number; cpu_sys_ms?: number; rss_mib?: number; elu?: number };
 const result = await new Promise<ChildReport>((resolve, reject) => {
@@ -68,7 +105,10 @@ const result = await new Promise<ChildReport>((resolve, reject) => {
   child.stdout.on('data', (c: Buffer) => {
     if (process.env.ECHO_CHILD === '1') process.stderr.write(c); // e.g. what --trace-gc prints
     out += c.toString();
-    if (out.includes('"ready"')) child.stdin.end('go\n');
+    if (out.includes('"ready"') && child.stdin.writable) {
+      if (process.env.PERF_REDIS === '1' && server.pid) perf = startPerf(server.pid, perfFile);
+      child.stdin.end('go\n');
+    }
   });
   child.on('exit', (code) => {
     if (code !== 0) return reject(new Error(`worker child exited ${code}`));
@@ -110,6 +150,13 @@ for (const [name, s] of sorted) {
   console.log(
     `${name.padEnd(16)} ${(s.calls / jobs).toFixed(3).padStart(10)} ${(s.usec / jobs).toFixed(2).padStart(8)} ${(s.usec / s.calls).toFixed(2).padStart(8)}`,
   );
+}
+if (perf) {
+  const exited = new Promise((resolve) => perf!.once('exit', resolve));
+  perf.kill('SIGINT');
+  await exited;
+  console.log(`redis-server under perf (${perfFile}): inclusive % and own % of its samples`);
+  for (const line of perfSummary(perfFile)) console.log(line);
 }
 redis.disconnect();
 await server.destroy();
