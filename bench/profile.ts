@@ -48,11 +48,17 @@ const nodeArgs = [
   ...(process.env.PROFILE_CPU === '1' ? ['--cpu-prof', '--cpu-prof-dir=bench/results'] : []),
   ...(process.env.WORKER_NODE_ARGS ?? '').split(' ').filter((arg) => arg !== ''),
 ];
+/** Linux perf sampling a process, and when it has exited (on its own, e.g. refused, or when stopped). */
+interface Sampler {
+  child: ChildProcess;
+  exited: Promise<number | null>;
+}
+
 /**
  * Linux perf sampling redis-server with call graphs (DWARF: the server is built without frame pointers),
- * from the go to the end of the drain. Undefined when perf cannot start.
+ * from about the go to the end of the drain. Undefined when perf is not installed.
  */
-function startPerf(pid: number, file: string): ChildProcess | undefined {
+function startPerf(pid: number, file: string): Sampler | undefined {
   try {
     execFileSync('perf', ['--version'], { stdio: 'ignore' });
   } catch {
@@ -60,7 +66,23 @@ function startPerf(pid: number, file: string): ChildProcess | undefined {
     return undefined;
   }
   const args = ['record', '-q', '-F', '999', '--call-graph', 'dwarf,16384', '-p', String(pid), '-o', file];
-  return spawn('perf', args, { stdio: 'inherit' });
+  const child = spawn('perf', args, { stdio: 'inherit' });
+  const exited = new Promise<number | null>((resolve) => {
+    child.once('exit', (code) => resolve(code));
+    child.once('error', (err) => {
+      console.error(`PERF_REDIS=1: perf did not start: ${err.message}`);
+      resolve(null);
+    });
+  });
+  return { child, exited };
+}
+
+/** Stops the sampler (SIGINT: perf writes its file) and waits for it; whether it was still sampling. */
+async function stopPerf(sampler: Sampler): Promise<boolean> {
+  const running = sampler.child.exitCode === null && sampler.child.signalCode === null;
+  if (running) sampler.child.kill('SIGINT');
+  await sampler.exited;
+  return running;
 }
 
 /** The functions perf saw in redis-server, by inclusive share of the samples (named ones only). */
@@ -81,7 +103,7 @@ function perfSummary(file: string, top = 45): string[] {
 }
 
 const perfFile = `bench/results/redis-${Date.now()}.perf.data`;
-let perf: ChildProcess | undefined;
+let perf: Sampler | undefined;
 
 /** The worker child's report (bench/worker-child.ts). */
 type ChildReport = { wall_ms: number; cpu_ms?: number; cpu_sys_ms?: number; rss_mib?: number; elu?: number };
@@ -111,11 +133,16 @@ const result = await new Promise<ChildReport>((resolve, reject) => {
     }
   });
   child.on('exit', (code) => {
-    if (code !== 0) return reject(new Error(`worker child exited ${code}`));
+    if (code !== 0) {
+      if (perf) void stopPerf(perf);
+      return reject(new Error(`worker child exited ${code}`));
+    }
     const last = out.trim().split('\n').pop()!;
     resolve(JSON.parse(last) as ChildReport);
   });
 });
+// The sampler stops with the drain, before the reads below.
+const perfRan = perf ? await stopPerf(perf) : false;
 const cpuAfter = await redisCpuSeconds(redis);
 const redisCpuMs = (cpuAfter.total - cpuBefore.total) * 1000;
 const redisSysMs = (cpuAfter.system - cpuBefore.system) * 1000;
@@ -152,11 +179,12 @@ for (const [name, s] of sorted) {
   );
 }
 if (perf) {
-  const exited = new Promise((resolve) => perf!.once('exit', resolve));
-  perf.kill('SIGINT');
-  await exited;
-  console.log(`redis-server under perf (${perfFile}): inclusive % and own % of its samples`);
-  for (const line of perfSummary(perfFile)) console.log(line);
+  if (perfRan) {
+    console.log(`redis-server under perf (${perfFile}): inclusive % and own % of its samples`);
+    for (const line of perfSummary(perfFile)) console.log(line);
+  } else {
+    console.log('PERF_REDIS=1: perf stopped before the drain ended (see its message above); no profile');
+  }
 }
 redis.disconnect();
 await server.destroy();

@@ -133,9 +133,10 @@ export function toConnectionError(err: unknown, url: string): BananasError {
 }
 
 /**
- * Refuses ioredis' `keyPrefix`: ioredis adds it to the keys of plain commands but the scripts name most of
- * the keys they touch from their arguments, so a client with it would read and write two key spaces. The
- * deployment's prefix is bananas' own `prefix` option (`--prefix`, BANANAS_PREFIX).
+ * Refuses ioredis' `keyPrefix`: ioredis adds it to the keys of plain commands, but bananas' script calls
+ * get no prefix at all (neither their KEYS nor the keys they build from their arguments), so a client with
+ * it would read and write two key spaces. The deployment's prefix is bananas' own `prefix` option
+ * (`--prefix`, BANANAS_PREFIX).
  */
 export function assertNoKeyPrefix(options: { keyPrefix?: string } | undefined): void {
   if (options?.keyPrefix) {

@@ -135,8 +135,8 @@ export class Queue {
   readonly ttl: TtlOptions;
 
   constructor(redis: RedisClient, options: QueueOptions = {}) {
+    // A Cluster client copies its node options' keyPrefix into its own options: one check covers both.
     assertNoKeyPrefix(redis.options);
-    if (isCluster(redis)) assertNoKeyPrefix(redis.options.redisOptions);
     this.redis = redis;
     this.keys = new Keys(options.prefix);
     if (isCluster(redis)) assertClusterPrefix(this.keys.prefix);

@@ -102,14 +102,19 @@ export interface RequeueResult {
 
 const DEFAULT_BATCH = 1000;
 
+/** A job a batch moves, as its outcome is counted. */
 interface Planned {
   id: string;
+  queue: string;
+}
+
+/** A job to move, with what its script call carries (dropped once the call is encoded). */
+interface Move extends Planned {
   /** The document exactly as read (the script checks it is still the stored one). */
   read: Buffer;
   /** Where the entry is expected when the script runs (negative index from the tail; 0 = unknown). */
   hint: number;
   document: string;
-  queue: string;
   signal: string;
 }
 
@@ -122,8 +127,9 @@ interface Batch {
   left: number;
   planned: Planned[];
   /**
-   * The script call moving the planned jobs, encoded when the batch is classified: while the script of
-   * the batch before runs (undefined when there is nothing to send).
+   * The script call moving the planned jobs, encoded when the batch is classified (for every batch but
+   * the first, and one read again after positions shifted, while the script of the batch before runs);
+   * undefined when there is nothing to send.
    */
   call?: PreparedScript;
 }
@@ -186,8 +192,9 @@ class Requeue {
   ): Batch {
     const now = this.now().toISOString();
     const batch: Batch = { read: entries.length, farthest: entries.at(-1)?.id, left: 0, planned: [] };
+    const moves: Move[] = [];
     for (const raw of entries) {
-      if (batch.planned.length >= room) break;
+      if (moves.length >= room) break;
       this.result.examined++;
       const entry = classifyEntry(raw);
       if (!matches(entry)) {
@@ -200,14 +207,16 @@ class Requeue {
         this.result.duplicate++;
         batch.left++;
       } else {
-        batch.planned.push(this.plan(entry, raw.index < 0 ? raw.index + shift : 0, now));
+        moves.push(this.plan(entry, raw.index < 0 ? raw.index + shift : 0, now));
       }
     }
-    batch.call = this.prepare(batch.planned);
+    batch.call = this.prepare(moves);
+    // The documents now live in the encoded call only.
+    batch.planned = moves.map(({ id, queue }) => ({ id, queue }));
     return batch;
   }
 
-  plan(entry: ClassifiedEntry & { job: Job }, hint: number, now: string): Planned {
+  plan(entry: ClassifiedEntry & { job: Job }, hint: number, now: string): Move {
     const priority = this.to === 'original' ? entry.job.priority : this.to;
     const route = routeOf(entry.job.routingKey);
     return {
@@ -220,14 +229,14 @@ class Requeue {
     };
   }
 
-  /** Encodes the batch script for `planned` (nothing for a dry run or an empty batch). */
-  prepare(planned: Planned[]): PreparedScript | undefined {
-    if (planned.length === 0 || this.result.dry_run) return undefined;
+  /** Encodes the batch script for `moves` (nothing for a dry run or an empty batch). */
+  prepare(moves: Move[]): PreparedScript | undefined {
+    if (moves.length === 0 || this.result.dry_run) return undefined;
     const targets = new Map<string, number>();
     const targetArgs: string[] = [];
     const positions: string[] = [];
     const entryArgs: Array<string | Buffer> = [];
-    for (const p of planned) {
+    for (const p of moves) {
       let target = targets.get(p.queue);
       if (target === undefined) {
         target = targets.size + 1;
@@ -243,15 +252,18 @@ class Requeue {
       this.keys.job(''),
       targets.size,
       ...targetArgs,
-      planned.length,
+      moves.length,
       positions.join(' '),
       ...entryArgs,
     ];
     return prepareScript('dlq-requeue', [this.keys.dead], args);
   }
 
-  /** Sends one batch script (a dry run sends nothing and reports every planned job as movable). */
-  send(planned: Planned[], call = this.prepare(planned)): Promise<number[]> {
+  /**
+   * Sends the script call prepared for `planned` (a dry run sends nothing and reports every planned job
+   * as movable).
+   */
+  send(planned: Planned[], call: PreparedScript | undefined): Promise<number[]> {
     if (!call) return Promise.resolve(planned.map(() => 1));
     return runPrepared<number[]>(this.redis, call);
   }
@@ -358,9 +370,9 @@ async function sweep(run: Requeue, filter: DeadLetterFilter): Promise<RequeueRes
   }
   while (batch) {
     // The next window is read before this batch's script runs (one connection: commands run in order):
-    // its ids first, so the offset is exact, then its documents and the script (encoded while the script
-    // before it ran), so the documents arrive and are decoded, and the next script encoded, while it runs. Its position hints assume the script moves every planned
-    // job; a wrong guess only makes the next script search for them.
+    // its ids first, so the offset is exact, then its documents and the script, so the documents arrive
+    // and are decoded, and the next script call encoded, while it runs. Its position hints assume the
+    // script moves every planned job; a wrong guess only makes the next script search for them.
     const inFlight = batch.planned.length;
     const more = !options.signal?.aborted && result.examined < length && room(inFlight) > 0;
     const offset = kept + batch.read;
@@ -427,8 +439,8 @@ async function requeueIds(run: Requeue, requested: string[]): Promise<RequeueRes
     await options.confirm?.(`Requeue ${list} from ${keys.dead} to ${run.targetText()}?`);
   }
   const now = run.now().toISOString();
-  const planned = entries.map((entry) => run.plan(entry as ClassifiedEntry & { job: Job }, 0, now));
-  run.settle(planned, await run.send(planned));
+  const moves = entries.map((entry) => run.plan(entry as ClassifiedEntry & { job: Job }, 0, now));
+  run.settle(moves, await run.send(moves, run.prepare(moves)));
   run.finish();
   const failed = result.changed + result.gone;
   if (failed > 0) {

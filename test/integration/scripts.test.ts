@@ -76,21 +76,34 @@ describe('running a script', () => {
 
   it('a prepared call carries every argument (text, numbers, Buffers), as EVAL first and EVALSHA after', async () => {
     const client = new Redis(server.url);
-    await admin.set('s:a', 'x', 'PX', 60_000);
+    for (const key of ['s:a', '7', 's:é', 's:buffer']) await admin.set(key, 'x', 'PX', 60_000);
     await admin.config('RESETSTAT');
-    const args = Array.from({ length: 130 }, (_, i) => (i === 0 ? 's:a' : `s:missing:${i}`));
-    const prepared = prepareScript('scan-ttls', ['s:a'], [...args.slice(0, 128), Buffer.from('s:a'), 's:é']);
-    const first = await runPrepared<number[]>(client, prepared);
-    expect(first).toHaveLength(130);
-    expect(first[0]).toBeGreaterThan(50_000);
-    expect(first.slice(1, 128).every((ttl) => ttl === -2)).toBe(true);
-    expect(first[128]).toBeGreaterThan(50_000); // the Buffer argument arrived as its bytes
-    expect(first[129]).toBe(-2);
-    // The same prepared call can be sent again: now as EVALSHA.
-    expect(await runPrepared<number[]>(client, prepared)).toEqual(
-      first.map((ttl) => (ttl > 0 ? expect.any(Number) : -2)),
+    const missing = Array.from({ length: 126 }, (_, i) => `s:missing:${i}`);
+    const args = ['s:a', ...missing, Buffer.from('s:buffer'), 7, 's:é'];
+    const prepared = prepareScript('scan-ttls', ['s:a'], args);
+    // Each key's TTL, or -2 for a missing one: the keys set above have about 60 s left.
+    const expected = ['s:a', ...missing, 's:buffer', '7', 's:é'].map((key) =>
+      key.startsWith('s:missing') ? -2 : 'set',
     );
+    const shape = (ttls: number[]) => ttls.map((ttl) => (ttl > 50_000 ? 'set' : ttl));
+    expect(shape(await runPrepared<number[]>(client, prepared))).toEqual(expected);
+    // The same prepared call can be sent again: now as EVALSHA.
+    expect(shape(await runPrepared<number[]>(client, prepared))).toEqual(expected);
     expect(await evalStats()).toEqual({ eval: 1, evalsha: 1, failedEvalsha: 0 });
+    client.disconnect();
+  });
+
+  it('a prepared call sent on a new connection goes as EVAL again, without a NOSCRIPT', async () => {
+    await admin.set('s:a', 'x', 'PX', 60_000);
+    const client = new Redis(server.url, { connectionName: 'scripts-prepared-reconnect' });
+    const prepared = prepareScript('scan-ttls', ['s:a'], ['s:a', 's:missing']);
+    await runPrepared(client, prepared);
+    await admin.script('FLUSH'); // as a restarted server would have
+    await admin.client('KILL', 'SKIPME', 'yes', 'TYPE', 'normal');
+    await new Promise<void>((resolve) => client.once('ready', () => resolve()));
+    await admin.config('RESETSTAT');
+    expect(await runPrepared<number[]>(client, prepared)).toEqual([expect.any(Number), -2]);
+    expect(await evalStats()).toEqual({ eval: 1, evalsha: 0, failedEvalsha: 0 });
     client.disconnect();
   });
 
@@ -99,9 +112,7 @@ describe('running a script', () => {
     await runScript(client, 'scan-ttls', ['s:a'], ['s:a']);
     await admin.script('FLUSH');
     await admin.config('RESETSTAT');
-    expect(await runPrepared(client, prepareScript('scan-ttls', ['s:a'], ['s:missing', 7]))).toEqual([
-      -2, -2,
-    ]);
+    expect(await runPrepared(client, prepareScript('scan-ttls', ['s:a'], ['s:missing']))).toEqual([-2]);
     expect(await evalStats()).toEqual({ eval: 1, evalsha: 1, failedEvalsha: 1 });
     client.disconnect();
   });

@@ -229,7 +229,7 @@ describe("ioredis' keyPrefix", () => {
     ).toThrow(/keyPrefix \("app:"\) is not supported: give the key prefix as bananas' prefix option/);
   });
 
-  it('is refused on a client given to a Queue, a single server or a cluster', () => {
+  it('is refused on a client given to a Queue, a single server or a cluster (whose node options carry it)', () => {
     const plain = new Redis({ lazyConnect: true, keyPrefix: 'app:' });
     expect(() => new Queue(plain)).toThrow(UsageError);
     const cluster = new Cluster([{ host: '127.0.0.1', port: 1 }], {

@@ -85,4 +85,15 @@ describe('encodeCommand', () => {
     }
     expect(encodeCommand('ping', []).toString()).toBe('*1\r\n$4\r\nping\r\n');
   });
+
+  it('counts arguments that follow (more) in the array length: head then rest is the whole command', () => {
+    const head = ['sha', '1', 'k:é'];
+    const rest = ['a', Buffer.from([0, 13, 10]), '漢字'];
+    const whole = encodeCommand('evalsha', [...head, ...rest]);
+    const start = encodeCommand('evalsha', head, rest.length);
+    // The rest encoded on its own, as a command named "" would carry it after its name.
+    const restOnly = encodeCommand('', rest).subarray(`*${rest.length + 1}\r\n$0\r\n\r\n`.length);
+    expect(Buffer.concat([start, restOnly]).equals(whole)).toBe(true);
+    expect(start.subarray(0, 4).toString()).toBe('*7\r\n');
+  });
 });
