@@ -377,7 +377,9 @@ describe.concurrent('worker start: bad configuration exits 2 at once with one li
 
   it.for(cases)('%s', async ([, args, env, message], { expect }) => {
     const prefix = freshPrefix();
-    const result = await cli([...base, ...args, '--prefix', prefix], env, 10_000, scratch);
+    // A worker that started would never exit: the limit only has to outlast seven CLIs starting at once on
+    // a loaded machine (each takes 2 to 3 s alone on a slow one).
+    const result = await cli([...base, ...args, '--prefix', prefix], env, 25_000, scratch);
     expect(result.timedOut, 'the worker should exit, not run').toBe(false);
     expect(result.code).toBe(2);
     expect(result.stdout).toBe('');
