@@ -51,16 +51,25 @@ describe('running a script', () => {
     client.disconnect();
   });
 
-  it('after the server lost its scripts, a call answers NOSCRIPT once and is sent again as EVAL', async () => {
-    const client = new Redis(server.url);
-    await runScript(client, 'scan-ttls', ['s:a'], ['s:a']);
-    await admin.script('FLUSH');
-    await admin.config('RESETSTAT');
-    expect(await runScript<number[]>(client, 'scan-ttls', ['s:a'], ['s:missing'])).toEqual([-2]);
-    expect(await runScript<number[]>(client, 'scan-ttls', ['s:a'], ['s:missing'])).toEqual([-2]);
-    expect(await evalStats()).toEqual({ eval: 1, evalsha: 2, failedEvalsha: 1 });
-    client.disconnect();
-  });
+  it.each([
+    ['a call', (client: Redis) => runScript<number[]>(client, 'scan-ttls', ['s:a'], ['s:missing'])],
+    [
+      'a prepared call',
+      (client: Redis) => runPrepared<number[]>(client, prepareScript('scan-ttls', ['s:a'], ['s:missing'])),
+    ],
+  ])(
+    'after the server lost its scripts, %s answers NOSCRIPT once and is sent again as EVAL',
+    async (_, call) => {
+      const client = new Redis(server.url);
+      await runScript(client, 'scan-ttls', ['s:a'], ['s:a']);
+      await admin.script('FLUSH');
+      await admin.config('RESETSTAT');
+      expect(await call(client)).toEqual([-2]);
+      expect(await call(client)).toEqual([-2]);
+      expect(await evalStats()).toEqual({ eval: 1, evalsha: 2, failedEvalsha: 1 });
+      client.disconnect();
+    },
+  );
 
   it('a client that reconnected sends EVAL again on its new connection, without a NOSCRIPT', async () => {
     const client = new Redis(server.url, { connectionName: 'scripts-reconnect' });
@@ -104,16 +113,6 @@ describe('running a script', () => {
     await admin.config('RESETSTAT');
     expect(await runPrepared<number[]>(client, prepared)).toEqual([expect.any(Number), -2]);
     expect(await evalStats()).toEqual({ eval: 1, evalsha: 0, failedEvalsha: 0 });
-    client.disconnect();
-  });
-
-  it('a prepared call answered NOSCRIPT is sent again as EVAL', async () => {
-    const client = new Redis(server.url);
-    await runScript(client, 'scan-ttls', ['s:a'], ['s:a']);
-    await admin.script('FLUSH');
-    await admin.config('RESETSTAT');
-    expect(await runPrepared(client, prepareScript('scan-ttls', ['s:a'], ['s:missing']))).toEqual([-2]);
-    expect(await evalStats()).toEqual({ eval: 1, evalsha: 1, failedEvalsha: 1 });
     client.disconnect();
   });
 
