@@ -107,13 +107,8 @@ function loadScripts(): Map<string, LoadedScript> {
 
 type ScriptArg = string | number | Buffer;
 
-/**
- * A script call whose arguments (ARGV) are already encoded in the Redis protocol ({@link prepareScript}):
- * a caller that sends batch after batch encodes the next one while Redis runs the one before.
- */
-export interface PreparedScript {
-  readonly name: string;
-  readonly keys: string[];
+/** A script call's arguments (ARGV), encoded in the Redis protocol. */
+interface EncodedArguments {
   /** How many arguments `body` holds. */
   readonly count: number;
   /** The arguments as bulk strings. */
@@ -121,27 +116,37 @@ export interface PreparedScript {
 }
 
 /**
+ * A script call whose arguments are already encoded ({@link prepareScript}): a caller that sends batch
+ * after batch encodes the next one while Redis runs the one before.
+ */
+export interface PreparedScript extends EncodedArguments {
+  readonly name: string;
+  readonly keys: string[];
+}
+
+/**
  * One call of a script: EVALSHA, or EVAL with its source on a connection that has not run it yet (what
  * ioredis' defineCommand sends). The argument list is set after construction: ioredis' Command copies the
  * list it is given with Array.prototype.flat, at about 0.2 µs an argument, and a settlement of 25 jobs
- * passes 130 of them. A prepared call's list holds only the hash and the keys (what a cluster client
- * routes by); its arguments follow from the prepared bytes.
+ * passes 130 of them. The arguments of a prepared call, and of one with a Buffer among them (documents
+ * kept as stored bytes: ioredis would measure and copy each text argument several times), are encoded
+ * once, into `encoded`; the list then holds only the hash and the keys (what a cluster client routes by).
  */
 class ScriptCommand extends Command {
-  /** Some argument is a Buffer (documents kept as stored bytes). */
-  private readonly binary: boolean;
+  private readonly encoded: EncodedArguments | undefined;
 
   constructor(
     private readonly script: LoadedScript,
     keys: string[],
     args: ScriptArg[],
     replyEncoding: 'utf8' | null,
-    private readonly prepared?: PreparedScript,
+    prepared?: EncodedArguments,
   ) {
     super('evalsha', [], { replyEncoding });
-    this.args = [script.sha, script.numberOfKeys, ...keys, ...args];
+    this.encoded =
+      prepared ?? (args.some((arg) => Buffer.isBuffer(arg)) ? encodeScriptArguments(args) : undefined);
+    this.args = [script.sha, script.numberOfKeys, ...keys, ...(this.encoded ? [] : args)];
     this.stringifyArguments();
-    this.binary = args.some((arg) => Buffer.isBuffer(arg));
   }
 
   override toWritable(socket: object): string | Buffer {
@@ -159,12 +164,10 @@ class ScriptCommand extends Command {
       if (err.message.includes('NOSCRIPT')) this.script.loadedOn.delete(socket);
       reject.call(this, err);
     };
-    if (this.prepared) {
-      const head = encodeCommand(this.name, this.args as string[], this.prepared.count);
-      return Buffer.concat([head, this.prepared.body], head.length + this.prepared.body.length);
+    if (this.encoded) {
+      const head = encodeCommand(this.name, this.args as string[], this.encoded.count);
+      return Buffer.concat([head, this.encoded.body], head.length + this.encoded.body.length);
     }
-    // With a Buffer among the arguments, ioredis measures and copies each text argument several times.
-    if (this.binary) return encodeCommand(this.name, this.args as Array<string | Buffer>);
     return super.toWritable(socket);
   }
 }
@@ -209,8 +212,12 @@ function encodeArguments(args: ReadonlyArray<string | Buffer>, head = ''): Buffe
  */
 export function prepareScript(name: string, keys: string[], args: ScriptArg[]): PreparedScript {
   scriptNamed(name);
+  return { name, keys, ...encodeScriptArguments(args) };
+}
+
+function encodeScriptArguments(args: ScriptArg[]): EncodedArguments {
   const texts = args.map((arg) => (typeof arg === 'number' ? String(arg) : arg));
-  return { name, keys, count: args.length, body: encodeArguments(texts) };
+  return { count: args.length, body: encodeArguments(texts) };
 }
 
 /** Runs a call prepared by {@link prepareScript}; replies as {@link runScript}'s. */
