@@ -385,6 +385,58 @@ describe('dequeue', () => {
     expect(await ttlOf(k(`job:${job.id}`))).toBe(-1);
   });
 
+  it('indexes the lease set and owners hash once 16 jobs are in flight: same entries, no extra member', async () => {
+    const { enqueued } = await queue.enqueueBatch(
+      Array.from({ length: 40 }, (_, i) => ({ name: 'j', payload: { i } })),
+    );
+    const lists = ALL_LISTS();
+    const encodings = async () => [
+      await raw.object('ENCODING', k('processing:leases')),
+      await raw.object('ENCODING', k('processing:owners')),
+    ];
+    // Few jobs in flight: the compact encoding stays (it is the cheaper one at that size).
+    await queue.dequeue({ workerId: 'w-a', leaseMs: 60_000, max: 10, lists });
+    await queue.dequeue({ workerId: 'w-b', leaseMs: 60_000, max: 5, lists });
+    expect(await encodings()).toEqual(['listpack', 'listpack']);
+    // The call that brings the count to 16 or more indexes both.
+    await queue.dequeue({ workerId: 'w-a', leaseMs: 60_000, max: 3, lists });
+    expect(await encodings()).toEqual(['skiplist', 'hashtable']);
+
+    const taken = enqueued.slice(0, 18).map((job) => job.id);
+    expect((await raw.zrange(k('processing:leases'), 0, -1)).sort()).toEqual([...taken].sort());
+    const owners = await raw.hgetall(k('processing:owners'));
+    expect(Object.keys(owners).sort()).toEqual([...taken].sort());
+    expect(new Set(Object.values(owners))).toEqual(new Set(['w-a', 'w-b']));
+    expect(await list(k('queue:processing'))).toHaveLength(18);
+
+    // Further calls (the key already indexed) leave the entries exact too; settling works as before.
+    const more = await queue.dequeue({ workerId: 'w-a', leaseMs: 60_000, max: 22, lists });
+    expect(more).toHaveLength(22);
+    expect(await raw.zcard(k('processing:leases'))).toBe(40);
+    expect(await raw.hlen(k('processing:owners'))).toBe(40);
+    const applied = await queue.finish(
+      'w-a',
+      more.map((entry) => ({ id: entry.id, action: 'release' as const, target: entry.sourceList })),
+    );
+    expect(applied.every(Boolean)).toBe(true);
+    expect(await raw.zcard(k('processing:leases'))).toBe(18);
+    expect(await raw.hlen(k('processing:owners'))).toBe(18);
+  });
+
+  it('leaves an existing lease-set member or owner field named like its indexing member alone', async () => {
+    // Not a job id bananas would accept (spaces, length); another writer could still have put it there.
+    const odd = `bananas: index this key (a member longer than a listpack takes) ${'.'.repeat(64)}`;
+    await raw.zadd(k('processing:leases'), 123, odd);
+    await raw.hset(k('processing:owners'), odd, 'someone');
+    await queue.enqueueBatch(Array.from({ length: 20 }, (_, i) => ({ name: 'j', payload: { i } })));
+    expect(await queue.dequeue({ workerId: 'w1', leaseMs: 60_000, max: 20, lists: ALL_LISTS() })).toHaveLength(
+      20,
+    );
+    expect(await raw.zscore(k('processing:leases'), odd)).toBe('123');
+    expect(await raw.hget(k('processing:owners'), odd)).toBe('someone');
+    expect(await raw.zcard(k('processing:leases'))).toBe(21);
+  });
+
   it('dead-letters an id whose document is missing, with the original stub (TTL 7 days)', async () => {
     const real = await queue.enqueue('j', null);
     await raw.rpush(k('queue:normal'), 'ghost'); // oldest: comes out first
