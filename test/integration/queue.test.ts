@@ -429,9 +429,9 @@ describe('dequeue', () => {
     await raw.zadd(k('processing:leases'), 123, odd);
     await raw.hset(k('processing:owners'), odd, 'someone');
     await queue.enqueueBatch(Array.from({ length: 20 }, (_, i) => ({ name: 'j', payload: { i } })));
-    expect(await queue.dequeue({ workerId: 'w1', leaseMs: 60_000, max: 20, lists: ALL_LISTS() })).toHaveLength(
-      20,
-    );
+    expect(
+      await queue.dequeue({ workerId: 'w1', leaseMs: 60_000, max: 20, lists: ALL_LISTS() }),
+    ).toHaveLength(20);
     expect(await raw.zscore(k('processing:leases'), odd)).toBe('123');
     expect(await raw.hget(k('processing:owners'), odd)).toBe('someone');
     expect(await raw.zcard(k('processing:leases'))).toBe(21);
