@@ -192,6 +192,40 @@ describe.skipIf(onCluster())('Redis ACL users (docs/security.md)', () => {
     }
   });
 
+  it('the documented worker user gets its lease structures indexed; one refused ZRANGE takes and leases the jobs all the same', async () => {
+    const narrow = { name: `bt-acl-narrow-${run}`, password: randomBytes(12).toString('hex') };
+    const rules = rulesFor('bananas-worker', narrow.password).filter((rule) => rule !== '+zrange');
+    expect(rules.length).toBe(rulesFor('bananas-worker', narrow.password).length - 1);
+    await admin.call('ACL', 'SETUSER', narrow.name, ...rules);
+    const clients = [rawClient(urlFor(users.worker)), rawClient(urlFor(narrow))];
+    try {
+      for (const [i, client] of clients.entries()) {
+        const p = `${prefix}idx${i}:`;
+        const workerQueue = new Queue(client, { prefix: p });
+        const { enqueued } = await workerQueue.enqueueBatch(
+          Array.from({ length: 20 }, (_, n) => ({ name: 'echo', payload: { n } })),
+        );
+        const taken = await workerQueue.dequeue({
+          workerId: `w${i}`,
+          leaseMs: 60_000,
+          max: 20,
+          lists: workerQueue.listsServed(['high', 'normal', 'low'], ['default']),
+        });
+        expect(taken.map((entry) => entry.id).sort()).toEqual(enqueued.map((job) => job.id).sort());
+        expect(await admin.zcard(`${p}processing:leases`)).toBe(20);
+        expect(await admin.hlen(`${p}processing:owners`)).toBe(20);
+        expect(await admin.llen(`${p}queue:processing`)).toBe(20);
+        const encoding = await admin.object('ENCODING', `${p}processing:leases`);
+        // With the documented rules the set is indexed; without ZRANGE it stays compact.
+        if (i === 0) expect(encoding).toBe('skiplist');
+        else expect(['listpack', 'ziplist']).toContain(encoding);
+      }
+    } finally {
+      for (const client of clients) client.disconnect();
+      await admin.call('ACL', 'DELUSER', narrow.name);
+    }
+  });
+
   it('a worker user runs `worker start` through jobs; the read-only operator sees it in worker list and processing list', async () => {
     const enqueued: string[] = [];
     for (const payload of ['{"n":1}', '{"n":2}', '{"n":3}']) {

@@ -143,22 +143,27 @@ end
 -- A sorted set or hash with few entries is a listpack, where every member added, read or removed is a
 -- scan of all the others: with dozens of jobs in flight the lease set and the owners hash cost a tenth of
 -- Redis's CPU. Redis turns either into its indexed encoding (skiplist, hash table) when a member longer
--- than its listpack limit (64 bytes by default) arrives, and does not turn it back while it has members.
--- So once SPREAD_FROM jobs are in flight, a long member is added to both and removed again in this
--- (atomic) call: the same entries remain, indexed. No job id is that long or has spaces, and a member of
--- that name already there is left alone. Only commands a worker runs anyway are used (not OBJECT,
--- ZCARD, HLEN): the ones the worker's ACL rules allow. On a key already indexed this costs a few µs a
--- call.
+-- than its listpack limit (64 bytes by default) arrives, and commands never turn it back while it has
+-- members (a copy rebuilt from a dump, by a restart, a full resync or RESTORE, is compact again until
+-- the next dequeue that takes jobs). So once SPREAD_FROM jobs are in flight, a long member is added to both and removed
+-- again in this (atomic) call: the same entries remain, indexed. Job ids bananas accepts have no spaces,
+-- and a member of that name already there is left alone (NX, HEXISTS). This is only an optimisation and
+-- runs after the jobs were taken: every command is a pcall, so an error (a user not allowed ZRANGE, say)
+-- leaves the keys as they are and fails nothing. It uses commands the worker's ACL rules allow anyway; a
+-- user refused the ZREM or HDEL after the add could not settle a job either (the settlement runs both).
 local SPREAD_FROM = 16
 local SPREAD_MEMBER = 'bananas: index this key (a member longer than a listpack takes) '
   .. string.rep('.', 64)
 
 local function spreadOut()
-  if #redis.call('ZRANGE', leases, SPREAD_FROM - 1, SPREAD_FROM - 1) == 0 then return end
-  if redis.call('ZADD', leases, 'NX', 0, SPREAD_MEMBER) == 1 then redis.call('ZREM', leases, SPREAD_MEMBER) end
-  if redis.call('HEXISTS', owners, SPREAD_MEMBER) == 0 then
-    redis.call('HSET', owners, SPREAD_MEMBER, SPREAD_MEMBER)
-    redis.call('HDEL', owners, SPREAD_MEMBER)
+  local sixteenth = redis.pcall('ZRANGE', leases, SPREAD_FROM - 1, SPREAD_FROM - 1)
+  if type(sixteenth) ~= 'table' or sixteenth['err'] or #sixteenth == 0 then return end
+  if redis.pcall('ZADD', leases, 'NX', 0, SPREAD_MEMBER) == 1 then
+    redis.pcall('ZREM', leases, SPREAD_MEMBER)
+  end
+  if redis.pcall('HEXISTS', owners, SPREAD_MEMBER) == 0
+    and redis.pcall('HSET', owners, SPREAD_MEMBER, SPREAD_MEMBER) == 1 then
+    redis.pcall('HDEL', owners, SPREAD_MEMBER)
   end
 end
 
