@@ -145,25 +145,26 @@ end
 -- Redis's CPU. Redis turns either into its indexed encoding (skiplist, hash table) when a member longer
 -- than its listpack limit (64 bytes by default) arrives, and commands never turn it back while it has
 -- members (a copy rebuilt from a dump, by a restart, a full resync or RESTORE, is compact again until
--- the next dequeue that takes jobs). So once SPREAD_FROM jobs are in flight, a long member is added to both and removed
--- again in this (atomic) call: the same entries remain, indexed. Job ids bananas accepts have no spaces,
--- and a member of that name already there is left alone (NX, HEXISTS). This is only an optimisation and
--- runs after the jobs were taken: every command is a pcall, so an error (a user not allowed ZRANGE, say)
--- leaves the keys as they are and fails nothing. It uses commands the worker's ACL rules allow anyway; a
--- user refused the ZREM or HDEL after the add could not settle a job either (the settlement runs both).
-local SPREAD_FROM = 16
-local SPREAD_MEMBER = 'bananas: index this key (a member longer than a listpack takes) '
+-- the next dequeue that takes jobs). So once INDEX_FROM jobs are in flight, a long member is added to
+-- both and removed again in this (atomic) call: the same entries remain, indexed. Job ids bananas
+-- accepts have no spaces, and a member of that name already there is left alone (NX, HEXISTS). This is
+-- only an optimisation and runs after the jobs were taken: every command is a pcall, so an error (a user
+-- not allowed ZRANGE, say) leaves the keys as they are and fails nothing. It uses commands the worker's
+-- ACL rules allow anyway; a user refused the ZREM or HDEL after the add could not settle a job either
+-- (the settlement runs both).
+local INDEX_FROM = 16
+local INDEX_MEMBER = 'bananas: index this key (a member longer than a listpack takes) '
   .. string.rep('.', 64)
 
-local function spreadOut()
-  local sixteenth = redis.pcall('ZRANGE', leases, SPREAD_FROM - 1, SPREAD_FROM - 1)
-  if type(sixteenth) ~= 'table' or sixteenth['err'] or #sixteenth == 0 then return end
-  if redis.pcall('ZADD', leases, 'NX', 0, SPREAD_MEMBER) == 1 then
-    redis.pcall('ZREM', leases, SPREAD_MEMBER)
+local function indexLeaseKeys()
+  local last = redis.pcall('ZRANGE', leases, INDEX_FROM - 1, INDEX_FROM - 1)
+  if type(last) ~= 'table' or last['err'] or #last == 0 then return end -- fewer in flight, or refused
+  if redis.pcall('ZADD', leases, 'NX', 0, INDEX_MEMBER) == 1 then
+    redis.pcall('ZREM', leases, INDEX_MEMBER)
   end
-  if redis.pcall('HEXISTS', owners, SPREAD_MEMBER) == 0
-    and redis.pcall('HSET', owners, SPREAD_MEMBER, SPREAD_MEMBER) == 1 then
-    redis.pcall('HDEL', owners, SPREAD_MEMBER)
+  if redis.pcall('HEXISTS', owners, INDEX_MEMBER) == 0
+    and redis.pcall('HSET', owners, INDEX_MEMBER, INDEX_MEMBER) == 1 then
+    redis.pcall('HDEL', owners, INDEX_MEMBER)
   end
 end
 
@@ -171,7 +172,7 @@ if taken > 0 then
   bananasVariadic('LPUSH', processing, takenIds)
   bananasVariadic('ZADD', leases, leaseArgs)
   bananasVariadic('HSET', owners, ownerArgs)
-  spreadOut()
+  indexLeaseKeys()
 end
 
 if rearm ~= '' and taken >= want then
