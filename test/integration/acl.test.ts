@@ -11,6 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { PRIORITIES } from '../../src/core/keys.js';
 import { createLogger } from '../../src/core/logger.js';
 import { Queue } from '../../src/core/queue.js';
 import { Worker } from '../../src/core/worker.js';
@@ -209,7 +210,7 @@ describe.skipIf(onCluster())('Redis ACL users (docs/security.md)', () => {
           workerId: `w${i}`,
           leaseMs: 60_000,
           max: 20,
-          lists: workerQueue.listsServed(['high', 'normal', 'low'], ['default']),
+          lists: workerQueue.listsServed(PRIORITIES, ['default']),
         });
         expect(taken.map((entry) => entry.id).sort()).toEqual(enqueued.map((job) => job.id).sort());
         expect(await admin.zcard(`${p}processing:leases`)).toBe(20);
