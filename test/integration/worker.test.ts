@@ -6,7 +6,7 @@ import { Writable } from 'node:stream';
 import type { Redis } from 'ioredis';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { decodeJob } from '../../src/core/codec.js';
-import type { HandlerMap, JobHandler } from '../../src/core/handlers.js';
+import type { HandlerContext, HandlerMap, JobHandler } from '../../src/core/handlers.js';
 import { createLogger } from '../../src/core/logger.js';
 import { Queue } from '../../src/core/queue.js';
 import { Worker, type WorkerOptions } from '../../src/core/worker.js';
@@ -173,6 +173,31 @@ describe('worker', () => {
       { attempt: 1, ...expected },
       { attempt: 2, ...expected },
     ]);
+  });
+
+  it('gives every context the same two getters, and only the documented keys', async () => {
+    const jobs = [await queue.enqueue('look', 1), await queue.enqueue('look', 2)];
+    const contexts: HandlerContext[] = [];
+    startWorker({
+      look: (_job, ctx) => {
+        contexts.push(ctx);
+      },
+    });
+    for (const job of jobs) await completed(job.id, 'each job');
+    expect(contexts).toHaveLength(2);
+    const [first, second] = contexts as [HandlerContext, HandlerContext];
+    expect(Object.keys(first)).toEqual(['attempt', 'workerId', 'signal', 'logger']);
+    for (const key of ['signal', 'logger'] as const) {
+      const a = Object.getOwnPropertyDescriptor(first, key);
+      const b = Object.getOwnPropertyDescriptor(second, key);
+      expect(a?.get).toBeTypeOf('function');
+      expect(a?.enumerable).toBe(true);
+      // Shared, not a closure per job (which V8 keeps in its old generation, with the job's objects).
+      expect(a?.get).toBe(b?.get);
+    }
+    // Each context still answers for its own job.
+    expect(first.signal).not.toBe(second.signal);
+    expect(first.signal.aborted).toBe(false);
   });
 
   it('max_retries 0 means a single attempt', async () => {
