@@ -2,7 +2,7 @@
  * Values by string id, for a set of entries that changes all the time: the jobs a worker holds, each
  * added when it is taken and removed when it is settled.
  *
- * Not a Map: with entries deleted as fast as they are added, V8 builds a Map a new table every few dozen
+ * Not a Map: with entries deleted as fast as they are added, V8 gives a Map a new table every few dozen
  * additions and links the old table to the new one. An old table that reached the old generation (one
  * in use during a full collection does) then keeps every later table, and every job they refer to,
  * alive through young-generation collections until the next full one: at tens of thousands of jobs a

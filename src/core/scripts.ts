@@ -145,9 +145,10 @@ class ScriptCommand extends Command {
     super('evalsha', [], { replyEncoding });
     this.encoded =
       prepared ?? (args.some((arg) => Buffer.isBuffer(arg)) ? encodeScriptArguments(args) : undefined);
-    // Built with concat, not an array literal: V8 watches what a literal's arrays live through and, from
-    // the commands in flight when a worker starts, decided to make this one's in its old generation,
-    // where each then kept its arguments (a settlement's documents) alive until a full collection.
+    // Built with concat, not an array literal: V8 watches how long a literal's arrays live and, from the
+    // commands in flight while a worker starts, decided to allocate this literal's arrays in its old
+    // generation, where each then kept its arguments (a settlement's documents) alive until a full
+    // collection. V8 does not track arrays that concat makes.
     this.args = ([script.sha, script.numberOfKeys] as ScriptArg[]).concat(keys, this.encoded ? [] : args);
     this.stringifyArguments();
   }

@@ -4,6 +4,7 @@
  * and shuts down without losing a job.
  */
 import { hostname } from 'node:os';
+import { inspect } from 'node:util';
 import { randomBytes } from 'node:crypto';
 import type { RedisClient } from './connection.js';
 import { decodeJob, encodeJob, type Job } from './codec.js';
@@ -151,6 +152,8 @@ const CONTEXT_LOGGER = Symbol('parentLogger');
 interface ContextState {
   [CONTEXT_RUN]: Run;
   [CONTEXT_LOGGER]: Logger;
+  attempt: number;
+  workerId: string;
 }
 
 /**
@@ -174,15 +177,26 @@ const LOGGER_GETTER: PropertyDescriptor = {
   },
 };
 
+/** What every context inherits: how it prints (its four keys, not the run it keeps under symbol keys). */
+const CONTEXT_PROTOTYPE = {
+  [inspect.custom](this: ContextState): string {
+    return `HandlerContext { signal: [Getter], logger: [Getter], attempt: ${this.attempt}, workerId: ${JSON.stringify(this.workerId)} }`;
+  },
+};
+
 /**
  * The context handed to a handler. `signal` and `logger` are made on first use; they are the object's own
- * properties (getters), so a copy (`{ ...ctx }`) carries them too.
+ * properties (getters), so a copy (`{ ...ctx }`) gets their values too. Its run and the worker's logger
+ * are kept under symbol keys: left out of Object.keys, JSON and logs.
  */
 function runContext(run: Run, parentLogger: Logger, workerId: string): HandlerContext {
-  // Symbol keys: left out of Object.keys, JSON and logs; a copy carries them, as it carried the closures.
-  const ctx = { attempt: run.attempt, workerId, [CONTEXT_RUN]: run, [CONTEXT_LOGGER]: parentLogger };
+  const ctx = Object.create(CONTEXT_PROTOTYPE) as ContextState;
   Object.defineProperty(ctx, 'signal', SIGNAL_GETTER);
   Object.defineProperty(ctx, 'logger', LOGGER_GETTER);
+  ctx.attempt = run.attempt;
+  ctx.workerId = workerId;
+  ctx[CONTEXT_RUN] = run;
+  ctx[CONTEXT_LOGGER] = parentLogger;
   return ctx as unknown as HandlerContext;
 }
 

@@ -3,6 +3,7 @@
  * timeouts, job-type filters, results, and every vector document the original producers write.
  */
 import { Writable } from 'node:stream';
+import { inspect } from 'node:util';
 import type { Redis } from 'ioredis';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { decodeJob } from '../../src/core/codec.js';
@@ -175,7 +176,7 @@ describe('worker', () => {
     ]);
   });
 
-  it('gives every context the same two getters, and only the documented keys', async () => {
+  it('gives every context the same two getters and prints only its documented keys', async () => {
     const jobs = [await queue.enqueue('look', 1), await queue.enqueue('look', 2)];
     const contexts: HandlerContext[] = [];
     startWorker({
@@ -186,7 +187,11 @@ describe('worker', () => {
     for (const job of jobs) await completed(job.id, 'each job');
     expect(contexts).toHaveLength(2);
     const [first, second] = contexts as [HandlerContext, HandlerContext];
-    expect(Object.keys(first)).toEqual(['attempt', 'workerId', 'signal', 'logger']);
+    expect(Object.keys(first)).toEqual(['signal', 'logger', 'attempt', 'workerId']);
+    // It prints as its four keys, not the run it keeps.
+    expect(inspect(first)).not.toContain('Symbol(');
+    expect(inspect(first)).toContain('attempt: 1');
+    expect(JSON.stringify(first)).not.toContain('payload');
     for (const key of ['signal', 'logger'] as const) {
       const a = Object.getOwnPropertyDescriptor(first, key);
       const b = Object.getOwnPropertyDescriptor(second, key);
@@ -198,6 +203,8 @@ describe('worker', () => {
     // Each context still answers for its own job.
     expect(first.signal).not.toBe(second.signal);
     expect(first.signal.aborted).toBe(false);
+    expect(first.logger.bindings()).toMatchObject({ job_id: jobs[0]!.id });
+    expect(second.logger.bindings()).toMatchObject({ job_id: jobs[1]!.id });
   });
 
   it('max_retries 0 means a single attempt', async () => {
