@@ -103,6 +103,16 @@ export interface DequeueRequest {
   onWrongKind?: (wrong: WrongKindKey) => void;
 }
 
+/** How {@link Queue.waitThenDequeue} waits. */
+export interface DequeueWait {
+  /** A connection of its own: while it waits (BLPOP) it serves nothing else. */
+  connection: RedisClient;
+  /** The signal lists whose wake-up tokens end the wait. */
+  signals: string[];
+  /** The longest wait. */
+  timeoutMs: number;
+}
+
 export type FinishAction = 'complete' | 'retry' | 'dead' | 'release';
 
 export interface FinishEntry {
@@ -232,12 +242,38 @@ export class Queue {
   }
 
   /** Moves up to `max` ready jobs into processing under a lease held by `workerId`. */
-  async dequeue(request: DequeueRequest): Promise<DequeuedEntry[]> {
+  dequeue(request: DequeueRequest): Promise<DequeuedEntry[]> {
+    return this.dequeueOn(this.redis, request, 0);
+  }
+
+  /**
+   * Waits for a wake-up signal, then dequeues, in one round trip: the dequeue goes out on the waiting
+   * connection right behind the BLPOP, and Redis runs it the moment the BLPOP returns (a signal arrived, or
+   * the wait ended). The leases count from the end of the longest wait, so none is shorter than
+   * `leaseMs`. A failed wait does not undo the dequeue: its jobs come back with the error (`waitError`).
+   */
+  async waitThenDequeue(
+    wait: DequeueWait,
+    request: DequeueRequest,
+  ): Promise<{ entries: DequeuedEntry[]; woken: boolean; waitError?: unknown }> {
+    const popped = wait.connection.blpop(...wait.signals, wait.timeoutMs / 1000);
+    const taken = this.dequeueOn(wait.connection, request, wait.timeoutMs);
+    const [pop, take] = await Promise.allSettled([popped, taken]);
+    if (take.status === 'rejected') throw take.reason;
+    if (pop.status === 'rejected') return { entries: take.value, woken: false, waitError: pop.reason };
+    return { entries: take.value, woken: pop.value !== null };
+  }
+
+  private async dequeueOn(
+    redis: RedisClient,
+    request: DequeueRequest,
+    extraLeaseMs: number,
+  ): Promise<DequeuedEntry[]> {
     const names = request.jobNames ?? [];
     const args: Array<string | number> = [
       `${this.keys.prefix}job:`,
       request.workerId,
-      Date.now() + request.leaseMs,
+      Date.now() + extraLeaseMs + request.leaseMs,
       request.max,
       this.ttl.failedSeconds,
       request.rearmSignal ?? '',
@@ -248,7 +284,7 @@ export class Queue {
       ...names,
     ];
     const flat = await runScriptBuffer<Array<Buffer | null | number>>(
-      this.redis,
+      redis,
       'dequeue',
       [this.keys.processing, this.keys.leases, this.keys.leaseOwners, this.keys.dead],
       args,

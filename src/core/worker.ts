@@ -14,7 +14,14 @@ import type { HandlerContext, HandlerJob, HandlerMap } from './handlers.js';
 import { PRIORITIES, type Priority } from './keys.js';
 import { IdTable } from './id-table.js';
 import { createLogger, type Logger } from './logger.js';
-import { Queue, type FinishEntry, type DequeuedEntry, type TtlOptions, type WrongKindKey } from './queue.js';
+import {
+  Queue,
+  type DequeueRequest,
+  type DequeuedEntry,
+  type FinishEntry,
+  type TtlOptions,
+  type WrongKindKey,
+} from './queue.js';
 import { redactUrl } from './redact.js';
 
 export interface RetryPolicy {
@@ -288,6 +295,13 @@ type ResolvedOptions = Required<
   >
 > & { jobTypes?: string[]; retry: RetryPolicy; handlers: HandlerMap; redisUrl: string };
 
+/**
+ * How long past its wait the dequeue sent behind a BLPOP may go unanswered before the waiting connection
+ * is taken for dead and reconnected. Generous: a Redis paused for a failover (CLIENT PAUSE) or busy with
+ * a slow command answers late, not never.
+ */
+const WAIT_REPLY_GRACE_MS = 10_000;
+
 export class Worker {
   readonly id: string;
   readonly queue: Queue;
@@ -306,6 +320,8 @@ export class Worker {
   private reserved = 0;
   /** A dequeue came back with fewer jobs than asked: wait for work once no dequeue is in flight. */
   private drained = false;
+  /** A dequeue waits on the blocking connection behind its BLPOP ({@link waitForWork}). */
+  private waiting = false;
   private fetchPausedUntil = 0;
   /**
    * Dequeued batches waiting for their turn (their jobs are held and keep their slots reserved): see
@@ -382,7 +398,12 @@ export class Worker {
         this.reconcileNeeded = true;
       },
     });
-    this.blocking = createRedis({ ...connection, connectionName: 'bananas-worker-wait' });
+    this.blocking = createRedis({
+      ...connection,
+      connectionName: 'bananas-worker-wait',
+      // The dequeue that follows each wait may have run with its reply lost in the drop.
+      onRecovered: () => (this.reconcileNeeded = true),
+    });
     this.queue = new Queue(this.redis, { prefix: options.prefix, ttl: options.ttl });
     this.lists = this.queue.listsServed(this.options.priorities, this.options.routingKeys);
     this.signals = [...new Set(this.options.routingKeys.map((rk) => this.queue.keys.signal(rk)))];
@@ -477,12 +498,7 @@ export class Worker {
           await sleep(pausedMs);
           continue;
         }
-        if (this.drained) {
-          // The last dequeues came back short (no fetch is in flight here): wait for work.
-          this.drained = false;
-          await this.waitForWork();
-          continue;
-        }
+        // Between two dequeues (none is in flight here), before waiting: an idle worker may wait for long.
         if (this.reconcileNeeded) {
           this.reconcileNeeded = false;
           await this.reconcileAfterReconnect();
@@ -491,6 +507,12 @@ export class Worker {
         // the promotion first and the dequeue sees what it moved, in one round trip.
         if (Date.now() >= this.nextPromoteAt && !this.promoting)
           void this.promote().catch((err: unknown) => this.promoteFailed(err));
+        if (this.drained) {
+          // The last dequeues came back short (no fetch is in flight here): wait for work.
+          this.drained = false;
+          await this.waitForWork(Math.min(free, batch));
+          continue;
+        }
         this.startFetch(Math.min(free, batch));
       } catch (err) {
         if (this.stopping) break;
@@ -547,36 +569,44 @@ export class Worker {
     this.fetches++;
     this.reserved += want;
     this.queue
-      .dequeue({
-        workerId: this.id,
-        leaseMs: this.options.leaseMs,
-        max: want,
-        lists: this.lists,
-        jobNames: this.options.jobTypes,
-        rearmSignal: this.signals[0],
-        onWrongKind: (wrong) =>
-          this.warnWrongKind(wrong, 'Ready list holds the wrong kind of value: skipped'),
-      })
+      .dequeue(this.dequeueRequest(want))
       .then(
-        (entries) => {
-          this.fetches--;
-          // The slots of the jobs delivered stay reserved until they are dispatched.
-          this.reserved -= want - entries.length;
-          if (entries.length < want) this.drained = true;
-          for (const entry of entries) if (entry.document) this.hold(entry);
-          this.inbox.push(entries);
-          this.deliver();
-        },
-        (err: unknown) => {
-          this.fetches--;
-          this.reserved -= want;
-          if (!this.stopping) {
-            this.logger.error({ err: errorMessage(err) }, 'Fetching jobs failed');
-            this.fetchPausedUntil = Date.now() + 1000;
-          }
-        },
+        (entries) => this.fetched(want, entries),
+        (err: unknown) => this.fetchFailed(want, err),
       )
       .finally(() => this.wakeLoop());
+  }
+
+  private dequeueRequest(want: number): DequeueRequest {
+    return {
+      workerId: this.id,
+      leaseMs: this.options.leaseMs,
+      max: want,
+      lists: this.lists,
+      jobNames: this.options.jobTypes,
+      rearmSignal: this.signals[0],
+      onWrongKind: (wrong) => this.warnWrongKind(wrong, 'Ready list holds the wrong kind of value: skipped'),
+    };
+  }
+
+  /** A dequeue of up to `want` jobs returned: its jobs are held and wait for their turn. */
+  private fetched(want: number, entries: DequeuedEntry[]): void {
+    this.fetches--;
+    // The slots of the jobs delivered stay reserved until they are dispatched.
+    this.reserved -= want - entries.length;
+    if (entries.length < want) this.drained = true;
+    for (const entry of entries) if (entry.document) this.hold(entry);
+    this.inbox.push(entries);
+    this.deliver();
+  }
+
+  private fetchFailed(want: number, err: unknown): void {
+    this.fetches--;
+    this.reserved -= want;
+    if (!this.stopping) {
+      this.logger.error({ err: errorMessage(err) }, 'Fetching jobs failed');
+      this.fetchPausedUntil = Date.now() + 1000;
+    }
   }
 
   /**
@@ -591,16 +621,48 @@ export class Worker {
     this.logger.warn({ ...wrong }, message);
   }
 
-  private async waitForWork(): Promise<void> {
-    const untilPromote = Math.max(1, this.nextPromoteAt - Date.now());
+  /**
+   * Waits for a wake-up signal (or the poll interval, or the next promotion), then dequeues up to `want`
+   * jobs in the same round trip ({@link Queue.waitThenDequeue}): a job arriving at an idle worker starts
+   * after one round trip, not two.
+   */
+  private async waitForWork(want: number): Promise<void> {
+    // A promotion just sent answers with the next due time; until then, wait at most the poll interval.
+    const untilPromote = this.promoting ? Infinity : Math.max(1, this.nextPromoteAt - Date.now());
     const timeoutMs = Math.max(10, Math.min(this.options.pollIntervalMs, untilPromote));
+    this.fetches++;
+    this.reserved += want;
+    this.waiting = true;
+    // A connection that died without a word (a failover moving an address, a dropped NAT entry) never
+    // answers: reconnect it, and the wait and the dequeue are sent again (a dequeue that ran with its
+    // reply lost is handed back by the reconciliation that follows a reconnect).
+    const watchdog = setTimeout(() => {
+      if (this.stopping) return;
+      this.logger.warn(
+        { waited_ms: timeoutMs + WAIT_REPLY_GRACE_MS },
+        'No reply while waiting for work - reconnecting the waiting connection',
+      );
+      this.blocking.disconnect(true);
+    }, timeoutMs + WAIT_REPLY_GRACE_MS);
+    let result: Awaited<ReturnType<Queue['waitThenDequeue']>>;
     try {
-      const woken = await this.blocking.blpop(...this.signals, timeoutMs / 1000);
-      // A wake-up may come from a new scheduled job or retry: look at the scheduled set again.
-      if (woken) this.nextPromoteAt = 0;
+      result = await this.queue.waitThenDequeue(
+        { connection: this.blocking, signals: this.signals, timeoutMs },
+        this.dequeueRequest(want),
+      );
     } catch (err) {
-      if (!this.stopping) throw err;
+      this.fetches--;
+      this.reserved -= want;
+      if (this.stopping) return;
+      throw err; // logged by the fetch loop, which pauses
+    } finally {
+      clearTimeout(watchdog);
+      this.waiting = false;
     }
+    // A wake-up may come from a new scheduled job or retry: look at the scheduled set again.
+    if (result.woken) this.nextPromoteAt = 0;
+    this.fetched(want, result.entries);
+    if (result.waitError !== undefined && !this.stopping) throw result.waitError;
   }
 
   /** Promotes due scheduled jobs; one promotion at a time (a call during one shares it). */
@@ -1002,6 +1064,7 @@ export class Worker {
       { in_flight: this.running, timeout_ms: this.options.shutdownTimeoutMs },
       'Worker stopping',
     );
+    const dequeueWaiting = this.waiting;
     this.blocking.disconnect();
     this.wakeLoop();
     const deadline = Date.now() + this.options.shutdownTimeoutMs;
@@ -1020,6 +1083,9 @@ export class Worker {
     }
     const settleDeadline = Date.now() + 5000;
     while ((this.settling > 0 || this.pending.length > 0) && Date.now() < settleDeadline) await sleep(20);
+    // The dequeue waiting behind the BLPOP may have run just as the connection closed, its reply lost:
+    // jobs leased to this worker that it never received go back to their queue now, not at lease expiry.
+    if (dequeueWaiting) await Promise.race([this.reconcileAfterReconnect(), sleep(2000)]);
     this.closed = true;
     if (this.settling > 0 || this.pending.length > 0) {
       this.logger.error(

@@ -11,6 +11,7 @@ import {
   Queue,
   secondsScore,
   type DequeuedEntry,
+  type DequeueRequest,
   type EnqueueRequest,
   type FinishEntry,
 } from '../../src/core/queue.js';
@@ -541,6 +542,71 @@ describe('dequeue', () => {
     expect(decodeJob(taken[0]?.document as Buffer)).toMatchObject({ ok: false, kind: 'invalid-json' });
     expect(Buffer.compare(taken[1]?.document as Buffer, Buffer.from(unicode, 'utf8'))).toBe(0);
     expect(decoded(taken[1]?.document).payload).toBe('{"name":"José ☃ 😀","html":"\\u003cb\\u003e","n":1.0}');
+  });
+});
+
+describe('waitThenDequeue', () => {
+  const request = (): DequeueRequest => ({ workerId: 'w-wait', leaseMs: 30_000, max: 5, lists: ALL_LISTS() });
+
+  it('waits on its own connection and takes a job in the same round trip as the signal that woke it', async () => {
+    const waiter = client();
+    const started = Date.now();
+    const pending = queue.waitThenDequeue(
+      { connection: waiter, signals: [queue.keys.signal('default')], timeoutMs: 10_000 },
+      request(),
+    );
+    const blocked = async (): Promise<string | undefined> =>
+      String(await raw.client('LIST'))
+        .split('\n')
+        .find((line) => line.includes('cmd=blpop'));
+    await waitFor(async () => (await blocked()) !== undefined);
+    // The dequeue is at Redis already, unread behind the blocked BLPOP: it runs the moment the BLPOP returns.
+    expect(Number(/ qbuf=(\d+)/.exec((await blocked())!)?.[1])).toBeGreaterThan(0);
+    const job = await queue.enqueue('j', { a: 1 }); // its document, its list entry and the wake-up token
+    const { entries, woken, waitError } = await pending;
+
+    expect(woken).toBe(true);
+    expect(waitError).toBeUndefined();
+    expect(entries.map((e) => e.id)).toEqual([job.id]);
+    expect(Date.now() - started).toBeLessThan(5_000); // woken, not timed out
+    // The token was taken by the wait; the job is leased to the caller.
+    expect(await raw.exists(k('signal'))).toBe(0);
+    expect(await raw.hget(k('processing:owners'), job.id)).toBe('w-wait');
+  });
+
+  it('after a wait without a signal still dequeues (jobs of producers that send none), with the lease counted from its end', async () => {
+    // As an original producer writes it: a document and a list entry, no wake-up token.
+    await raw.set(k('job:legacy-1'), '{"id":"legacy-1","name":"j","payload":null,"priority":"normal"}');
+    await raw.lpush(k('queue:normal'), 'legacy-1');
+    const before = Date.now();
+    const { entries, woken } = await queue.waitThenDequeue(
+      { connection: client(), signals: [queue.keys.signal('default')], timeoutMs: 300 },
+      request(),
+    );
+    const after = Date.now();
+
+    expect(woken).toBe(false);
+    expect(after - before).toBeGreaterThanOrEqual(250);
+    expect(entries.map((e) => e.id)).toEqual(['legacy-1']);
+    const deadline = Number(await raw.zscore(k('processing:leases'), 'legacy-1'));
+    expect(deadline).toBeGreaterThanOrEqual(before + 300 + 30_000);
+    expect(deadline).toBeLessThanOrEqual(after + 300 + 30_000);
+  });
+
+  it('a failed wait does not lose the jobs the dequeue behind it took: they come back with the error', async () => {
+    const job = await queue.enqueue('j', null);
+    await raw.del(k('signal'));
+    // A signal key holding another kind of value: BLPOP fails with WRONGTYPE, the dequeue runs anyway.
+    await raw.set(k('signal'), 'not a list');
+    const { entries, woken, waitError } = await queue.waitThenDequeue(
+      { connection: client(), signals: [queue.keys.signal('default')], timeoutMs: 5_000 },
+      request(),
+    );
+
+    expect(woken).toBe(false);
+    expect(String(waitError)).toContain('WRONGTYPE');
+    expect(entries.map((e) => e.id)).toEqual([job.id]);
+    expect(await raw.hget(k('processing:owners'), job.id)).toBe('w-wait');
   });
 });
 

@@ -11,7 +11,8 @@ import type { HandlerContext, HandlerMap, JobHandler } from '../../src/core/hand
 import { createLogger } from '../../src/core/logger.js';
 import { Queue } from '../../src/core/queue.js';
 import { Worker, type WorkerOptions } from '../../src/core/worker.js';
-import { freshPrefix, rawClient, testRedisUrl, waitFor } from '../helpers/context.js';
+import { freshPrefix, onCluster, rawClient, testRedisUrl, waitFor } from '../helpers/context.js';
+import { SilencingProxy } from '../helpers/proxy.js';
 import { loadVectors, seedVectors, VECTOR_FILES } from '../helpers/seed.js';
 
 let redis: Redis;
@@ -480,6 +481,79 @@ describe('worker', () => {
     expect(doc.status).toBe('pending');
     expect(await redis.zcard(queue.keys.workers)).toBe(0);
   });
+
+  /** What a dequeue whose reply was lost leaves: job `id` under the lease of `workerId`, unknown to it. */
+  async function takeWithReplyLost(id: string, workerId: string): Promise<void> {
+    await redis.set(queue.keys.job(id), JSON.stringify({ id, name: 'j', payload: null }));
+    await redis.lpush(queue.keys.queue('normal'), id); // as an original producer: no wake-up token
+    const taken = await queue.dequeue({
+      workerId,
+      leaseMs: 60_000,
+      max: 1,
+      lists: [queue.keys.queue('normal')],
+    });
+    expect(taken.map((e) => e.id)).toEqual([id]);
+  }
+
+  it('stopped while it waits for work, hands back at once a job the dequeue behind its wait took with the reply lost', async () => {
+    const runs: string[] = [];
+    const worker = startWorker(
+      { j: (job) => void runs.push(job.id) },
+      { pollIntervalMs: 5000, leaseMs: 60_000 },
+    );
+    await waitFor(async () => (await redis.zcard(queue.keys.workers)) === 1, 5000, 'worker registration');
+    await new Promise((r) => setTimeout(r, 200)); // the worker is now blocked waiting for work
+    await takeWithReplyLost('lost-at-stop', worker.id);
+
+    await worker.stop();
+    // Back at the head of its queue, not left under a lease for another worker to recover a minute later.
+    expect(await redis.lrange(queue.keys.queue('normal'), 0, -1)).toEqual(['lost-at-stop']);
+    expect(await redis.llen(queue.keys.processing)).toBe(0);
+    expect(await redis.zcard(queue.keys.leases)).toBe(0);
+    expect(runs).toEqual([]);
+  });
+
+  it.skipIf(onCluster())(
+    'reconnects a waiting connection that went silent, then runs the job enqueued meanwhile and one leased to it unknowingly',
+    async () => {
+      const upstream = new URL(testRedisUrl());
+      const proxy = await SilencingProxy.start(upstream.hostname, Number(upstream.port));
+      try {
+        const { lines, destination } = captureLogs();
+        const runs: string[] = [];
+        const worker = startWorker(
+          { j: (job) => void runs.push(job.id) },
+          {
+            redisUrl: `redis://127.0.0.1:${proxy.port}`,
+            pollIntervalMs: 500,
+            leaseMs: 60_000,
+            logger: createLogger({ level: 'warn', destination }),
+          },
+        );
+        await waitFor(async () => (await redis.zcard(queue.keys.workers)) === 1, 5000, 'worker registration');
+        await new Promise((r) => setTimeout(r, 200)); // the worker is now blocked waiting for work
+        expect(proxy.silence('bananas-worker-wait')).toBe(1);
+        await takeWithReplyLost('lost-in-silence', worker.id);
+        const job = await queue.enqueue('j', null);
+
+        // The watchdog fires 10 s after the wait should have ended; the job under a 60 s lease runs long before it expires.
+        await completed(job.id, 'the enqueued job to run after the reconnect', 20_000);
+        await completed('lost-in-silence', 'the unknowingly leased job to run after the reconnect', 5_000);
+        expect(runs.sort()).toEqual([job.id, 'lost-in-silence'].sort());
+        const messages = lines.map((l) => String(l.msg));
+        expect(messages).toContain('No reply while waiting for work - reconnecting the waiting connection');
+        expect(messages).toContain(
+          'Jobs taken in a dequeue whose reply was lost were returned to their queue',
+        );
+        await worker.stop();
+        expect(await redis.llen(queue.keys.processing)).toBe(0);
+        expect(await redis.zcard(queue.keys.leases)).toBe(0);
+      } finally {
+        await proxy.close();
+      }
+    },
+    30_000,
+  );
 
   it('stopped in the middle of a fast drain, leaves every job completed once or back in its queue', async () => {
     const total = 3000;
