@@ -12,7 +12,7 @@ import { connectOrThrow, createRedis, type ConnectOptions } from './connection.j
 import { errorMessage, RedisAuthError } from './errors.js';
 import type { HandlerContext, HandlerJob, HandlerMap } from './handlers.js';
 import { PRIORITIES, type Priority } from './keys.js';
-import { IdTable } from './id-table.js';
+import { SlotList, type Slotted } from './slot-list.js';
 import { createLogger, type Logger } from './logger.js';
 import {
   Queue,
@@ -68,9 +68,11 @@ export interface WorkerStats {
   abandoned: number;
 }
 
-interface Held {
+interface Held extends Slotted {
   id: string;
   sourceList: string;
+  /** Its settlement, once decided, until it is written. */
+  settlement?: FinishEntry;
   /** Created when the handler first reads `ctx.signal` (most handlers that never look cost nothing). */
   controller?: AbortController;
   /** Why the job was aborted (timeout, shutdown, lease lost); undefined while it may run on. */
@@ -79,6 +81,12 @@ interface Held {
   run?: Run;
   /** Set once the worker has decided the job's fate; later handler outcomes are ignored. */
   decided: boolean;
+}
+
+/** A dequeued batch waiting for its turn: each entry, and the job held for it (none without a document). */
+interface DequeuedBatch {
+  entries: DequeuedEntry[];
+  held: Array<Held | undefined>;
 }
 
 /** One run of a handler (a record rather than closures: the worker makes one per job). */
@@ -312,7 +320,7 @@ export class Worker {
   private readonly redisOptions: ConnectOptions['redisOptions'];
   private readonly lists: string[];
   private readonly signals: string[];
-  private readonly held = new IdTable<Held>();
+  private readonly held = new SlotList<Held>();
   private running = 0;
   private loopWaiter?: () => void;
   /** Dequeues in flight, and the slots they reserve. */
@@ -327,10 +335,10 @@ export class Worker {
    * Dequeued batches waiting for their turn (their jobs are held and keep their slots reserved): see
    * {@link deliver}.
    */
-  private inbox: DequeuedEntry[][] = [];
+  private inbox: DequeuedBatch[] = [];
   private delivering = false;
-  /** Settlements not written yet, and the script calls writing others. */
-  private pending: FinishEntry[] = [];
+  /** Jobs whose settlement is not written yet, and the script calls writing others. */
+  private pending: Held[] = [];
   private settling = 0;
   private flushScheduled = false;
   private flushTimer?: NodeJS.Timeout;
@@ -534,9 +542,9 @@ export class Worker {
    */
   private deliver(): void {
     if (this.delivering) return;
-    const entries = this.inbox.shift();
-    if (!entries) return;
-    this.dispatchBatch(entries);
+    const batch = this.inbox.shift();
+    if (!batch) return;
+    this.dispatchBatch(batch);
     this.delivering = true;
     afterTurns(3, () => {
       this.delivering = false;
@@ -545,11 +553,11 @@ export class Worker {
   }
 
   /** Dispatches a dequeued batch: its slots are no longer reserved, they run jobs or are free again. */
-  private dispatchBatch(entries: DequeuedEntry[]): void {
+  private dispatchBatch({ entries, held }: DequeuedBatch): void {
     this.reserved -= entries.length;
     const deadline: BatchDeadline = { runs: [], next: 0, open: 0, timeoutMs: this.options.jobTimeoutMs };
     try {
-      for (const entry of entries) this.dispatch(entry, deadline);
+      for (let i = 0; i < entries.length; i++) this.dispatch(entries[i]!, held[i], deadline);
     } finally {
       if (deadline.open > 0) armDeadline(deadline);
     }
@@ -595,8 +603,8 @@ export class Worker {
     // The slots of the jobs delivered stay reserved until they are dispatched.
     this.reserved -= want - entries.length;
     if (entries.length < want) this.drained = true;
-    for (const entry of entries) if (entry.document) this.hold(entry);
-    this.inbox.push(entries);
+    const held = entries.map((entry) => (entry.document ? this.hold(entry) : undefined));
+    this.inbox.push({ entries, held });
     this.deliver();
   }
 
@@ -704,7 +712,7 @@ export class Worker {
    */
   private async reconcileAfterReconnect(): Promise<void> {
     try {
-      const abandoned = await this.queue.abandonUntrackedLeases(this.id, new Set(this.held.keys()));
+      const abandoned = await this.queue.abandonUntrackedLeases(this.id, new Set(this.heldIds()));
       if (abandoned.length === 0) return;
       await this.queue.recoverExpiredLeases();
       this.logger.warn(
@@ -718,19 +726,23 @@ export class Worker {
 
   /** Tracks a job this worker holds a lease for, until its settlement is written. */
   private hold(entry: DequeuedEntry): Held {
-    const held: Held = { id: entry.id, sourceList: entry.sourceList, decided: false };
-    this.held.set(entry.id, held);
+    const held: Held = { slot: -1, id: entry.id, sourceList: entry.sourceList, decided: false };
+    this.held.add(held);
     return held;
   }
 
-  private dispatch(entry: DequeuedEntry, deadline: BatchDeadline): void {
+  /** The ids of the jobs this worker holds (an id taken twice, from a duplicate entry, is listed twice). */
+  private heldIds(): string[] {
+    return this.held.values().map((held) => held.id);
+  }
+
+  private dispatch(entry: DequeuedEntry, held: Held | undefined, deadline: BatchDeadline): void {
     if (!entry.document) {
       this.counters.deadLettered++;
       this.logger.error({ job_id: entry.id, queue: entry.sourceList }, 'Job data not found for ID');
       return;
     }
-    const held = this.held.get(entry.id);
-    // Gone while the batch waited for its turn: lease lost (the heartbeat said so), or released at stop.
+    // Decided while the batch waited for its turn: lease lost (the heartbeat said so), or released at stop.
     if (!held || held.decided) return;
     if (this.stopping) {
       this.release(held);
@@ -922,7 +934,8 @@ export class Worker {
   /** Queues a settlement; settlements are written in batches, one script call per batch. */
   private settle(held: Held, entry: FinishEntry): void {
     held.decided = true;
-    this.pending.push(entry);
+    held.settlement = entry;
+    this.pending.push(held);
     this.scheduleFlush();
   }
 
@@ -954,11 +967,12 @@ export class Worker {
     while (this.pending.length > 0) void this.writeSettlements(this.pending.splice(0, 200));
   }
 
-  private async writeSettlements(batch: FinishEntry[]): Promise<void> {
+  private async writeSettlements(batch: Held[]): Promise<void> {
     this.settling++;
     try {
       const refused = new Set<string>();
-      const applied = await this.queue.finish(this.id, batch, new Date(), ({ id, key }) => {
+      const entries = batch.map((held) => held.settlement as FinishEntry);
+      const applied = await this.queue.finish(this.id, entries, new Date(), ({ id, key }) => {
         refused.add(id);
         this.logger.warn(
           { job_id: id, key },
@@ -966,11 +980,12 @@ export class Worker {
         );
       });
       applied.forEach((ok, i) => {
-        const entry = batch[i] as FinishEntry;
-        this.held.delete(entry.id);
-        if (!ok && !refused.has(entry.id)) {
+        const held = batch[i] as Held;
+        this.held.remove(held);
+        held.settlement = undefined;
+        if (!ok && !refused.has(held.id)) {
           this.logger.warn(
-            { job_id: entry.id },
+            { job_id: held.id },
             'Lease no longer held when settling: already settled by a resent command, or recovered by another worker (then it may run again)',
           );
         }
@@ -987,14 +1002,17 @@ export class Worker {
   }
 
   private async heartbeat(): Promise<void> {
-    const lost = await this.queue.extendLeases(this.id, this.held.keys(), this.options.leaseMs);
-    for (const id of lost) {
-      const held = this.held.get(id);
-      if (held && !held.decided) {
+    const lost = new Set(await this.queue.extendLeases(this.id, this.heldIds(), this.options.leaseMs));
+    if (lost.size > 0) {
+      for (const held of this.held.values()) {
+        if (!lost.has(held.id) || held.decided) continue;
         held.decided = true;
         abortHeld(held, new Error('lease lost'));
-        this.held.delete(id);
-        this.logger.warn({ job_id: id }, 'Lease lost while the job ran; another worker may run it again');
+        this.held.remove(held);
+        this.logger.warn(
+          { job_id: held.id },
+          'Lease lost while the job ran; another worker may run it again',
+        );
       }
     }
     const keys = this.queue.keys;
@@ -1072,7 +1090,7 @@ export class Worker {
     // The fetch loop ends at its next step; with Redis unreachable that step may never come.
     await Promise.race([this.loop?.catch(() => undefined), sleep(Math.max(1000, deadline - Date.now()))]);
     // Batches still waiting for their turn: dispatching them now releases their jobs (stopping).
-    for (const entries of this.inbox.splice(0)) this.dispatchBatch(entries);
+    for (const batch of this.inbox.splice(0)) this.dispatchBatch(batch);
     const unfinished = this.held.values().filter((h) => !h.decided);
     for (const held of unfinished) this.release(held);
     if (unfinished.length > 0) {
@@ -1089,7 +1107,7 @@ export class Worker {
     this.closed = true;
     if (this.settling > 0 || this.pending.length > 0) {
       this.logger.error(
-        { jobs: this.pending.map((e) => e.id), lease_ms: this.options.leaseMs },
+        { jobs: this.pending.map((held) => held.id), lease_ms: this.options.leaseMs },
         'Could not settle jobs before exit (Redis unreachable); they run again once their lease expires',
       );
     }
