@@ -101,6 +101,11 @@ export interface DequeueRequest {
    * and the other lists are served as usual.
    */
   onWrongKind?: (wrong: WrongKindKey) => void;
+  /**
+   * Called for each second entry of an id the same dequeue took (a duplicate in a ready list): it is
+   * removed from its list, and the job runs once.
+   */
+  onDuplicate?: (id: string) => void;
 }
 
 /** How {@link Queue.waitThenDequeue} waits. */
@@ -249,8 +254,9 @@ export class Queue {
   /**
    * Waits for a wake-up signal, then dequeues, in one round trip: the dequeue goes out on the waiting
    * connection right behind the BLPOP, and Redis runs it the moment the BLPOP returns (a signal arrived, or
-   * the wait ended). The leases count from the end of the longest wait, so none is shorter than
-   * `leaseMs`. A failed wait does not undo the dequeue: its jobs come back with the error (`waitError`).
+   * the wait ended). The leases count from the end of the longest wait after the call was written (also
+   * when it is written again after a reconnect), so none is shorter than `leaseMs` unless Redis stalls.
+   * A failed wait does not undo the dequeue: its jobs come back with the error (`waitError`).
    */
   async waitThenDequeue(
     wait: DequeueWait,
@@ -273,7 +279,7 @@ export class Queue {
     const args: Array<string | number> = [
       `${this.keys.prefix}job:`,
       request.workerId,
-      Date.now() + extraLeaseMs + request.leaseMs,
+      '', // the lease deadline, computed when the call is written (below)
       request.max,
       this.ttl.failedSeconds,
       request.rearmSignal ?? '',
@@ -288,10 +294,18 @@ export class Queue {
       'dequeue',
       [this.keys.processing, this.keys.leases, this.keys.leaseOwners, this.keys.dead],
       args,
+      // Counted from each write of the call: a dequeue ioredis sends again after a reconnect leases its
+      // jobs from then, not from its first sending.
+      { index: 2, value: () => String(Date.now() + extraLeaseMs + request.leaseMs) },
     );
     const out: DequeuedEntry[] = [];
     for (let i = 0; i < flat.length; i += 3) {
       const document = flat[i + 1];
+      if (flat[i + 2] === 0) {
+        // A second entry of an id taken in this call: removed from its list, not taken again.
+        request.onDuplicate?.((flat[i] as Buffer).toString('utf8'));
+        continue;
+      }
       if ((flat[i + 2] as number) < 0) {
         // A skipped ready list: key, its kind, minus its index.
         request.onWrongKind?.({

@@ -107,6 +107,16 @@ function loadScripts(): Map<string, LoadedScript> {
 
 type ScriptArg = string | number | Buffer;
 
+/**
+ * An argument (ARGV, 0-based `index`) computed again each time the call is written to a connection: a
+ * lease deadline stays a lease from the moment Redis can run the call, also when ioredis sends the call
+ * again after a reconnect.
+ */
+export interface WrittenArg {
+  index: number;
+  value: () => string;
+}
+
 /** A script call's arguments (ARGV), encoded in the Redis protocol. */
 interface EncodedArguments {
   /** How many arguments `body` holds. */
@@ -141,10 +151,12 @@ class ScriptCommand extends Command {
     args: ScriptArg[],
     replyEncoding: 'utf8' | null,
     prepared?: EncodedArguments,
+    private readonly written?: WrittenArg,
   ) {
     super('evalsha', [], { replyEncoding });
     this.encoded =
       prepared ?? (args.some((arg) => Buffer.isBuffer(arg)) ? encodeScriptArguments(args) : undefined);
+    if (written && this.encoded) throw new Error('a script call with Buffer arguments takes no WrittenArg');
     // Built with concat, not an array literal: V8 watches how long a literal's arrays live and, from the
     // commands in flight while a worker starts, decided to allocate this literal's arrays in its old
     // generation, where each then kept its arguments (a settlement's documents) alive until a full
@@ -168,6 +180,7 @@ class ScriptCommand extends Command {
       if (err.message.includes('NOSCRIPT')) this.script.loadedOn.delete(socket);
       reject.call(this, err);
     };
+    if (this.written) this.args[2 + this.script.numberOfKeys + this.written.index] = this.written.value();
     if (this.encoded) {
       const head = encodeCommand(this.name, this.args as string[], this.encoded.count);
       return Buffer.concat([head, this.encoded.body], head.length + this.encoded.body.length);
@@ -252,9 +265,13 @@ function send<T>(
   keys: string[],
   args: ScriptArg[],
   encoding: 'utf8' | null,
+  written?: WrittenArg,
 ) {
   const script = scriptNamed(name);
-  return withResend(() => redis.sendCommand(new ScriptCommand(script, keys, args, encoding)) as Promise<T>);
+  return withResend(
+    () =>
+      redis.sendCommand(new ScriptCommand(script, keys, args, encoding, undefined, written)) as Promise<T>,
+  );
 }
 
 /**
@@ -270,12 +287,16 @@ export function runScript<T = unknown>(
   return send<T>(redis, name, keys, args, 'utf8');
 }
 
-/** Same as {@link runScript}, but replies come back as Buffers (documents keep their exact bytes). */
+/**
+ * Same as {@link runScript}, but replies come back as Buffers (documents keep their exact bytes). `written`:
+ * an argument computed each time the call is written (its place in `args` holds a placeholder).
+ */
 export function runScriptBuffer<T = unknown>(
   redis: RedisClient,
   name: string,
   keys: string[],
   args: ScriptArg[],
+  written?: WrittenArg,
 ): Promise<T> {
-  return send<T>(redis, name, keys, args, null);
+  return send<T>(redis, name, keys, args, null, written);
 }

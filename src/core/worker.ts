@@ -594,6 +594,11 @@ export class Worker {
       jobNames: this.options.jobTypes,
       rearmSignal: this.signals[0],
       onWrongKind: (wrong) => this.warnWrongKind(wrong, 'Ready list holds the wrong kind of value: skipped'),
+      onDuplicate: (id) =>
+        this.logger.warn(
+          { job_id: id },
+          'Duplicate entry of a job in its ready list removed; the job runs once',
+        ),
     };
   }
 
@@ -635,23 +640,32 @@ export class Worker {
    * after one round trip, not two.
    */
   private async waitForWork(want: number): Promise<void> {
-    // A promotion just sent answers with the next due time; until then, wait at most the poll interval.
-    const untilPromote = this.promoting ? Infinity : Math.max(1, this.nextPromoteAt - Date.now());
+    // While a promotion just sent is in flight, the shortest wait: its reply sets the next due time.
+    const untilPromote = Math.max(1, this.nextPromoteAt - Date.now());
     const timeoutMs = Math.max(10, Math.min(this.options.pollIntervalMs, untilPromote));
     this.fetches++;
     this.reserved += want;
     this.waiting = true;
     // A connection that died without a word (a failover moving an address, a dropped NAT entry) never
     // answers: reconnect it, and the wait and the dequeue are sent again (a dequeue that ran with its
-    // reply lost is handed back by the reconciliation that follows a reconnect).
-    const watchdog = setTimeout(() => {
-      if (this.stopping) return;
-      this.logger.warn(
-        { waited_ms: timeoutMs + WAIT_REPLY_GRACE_MS },
-        'No reply while waiting for work - reconnecting the waiting connection',
-      );
-      this.blocking.disconnect(true);
-    }, timeoutMs + WAIT_REPLY_GRACE_MS);
+    // reply lost is handed back by the reconciliation that follows a reconnect). Checked again for as
+    // long as the reply is missing; a connection that is not ready is reconnecting already.
+    const watchdogMs = timeoutMs + WAIT_REPLY_GRACE_MS;
+    let watchdog: NodeJS.Timeout | undefined;
+    const arm = (): void => {
+      watchdog = setTimeout(() => {
+        if (this.stopping) return;
+        if (this.blocking.status === 'ready') {
+          this.logger.warn(
+            { waited_ms: watchdogMs },
+            'No reply while waiting for work - reconnecting the waiting connection',
+          );
+          this.blocking.disconnect(true);
+        }
+        arm();
+      }, watchdogMs).unref();
+    };
+    arm();
     let result: Awaited<ReturnType<Queue['waitThenDequeue']>>;
     try {
       result = await this.queue.waitThenDequeue(

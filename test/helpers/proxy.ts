@@ -22,9 +22,10 @@ export class SilencingProxy {
     this.server = createServer((client) => this.relay(client, connect(upstreamPort, upstreamHost)));
   }
 
-  static async start(upstreamHost: string, upstreamPort: number): Promise<SilencingProxy> {
+  /** Listens on `port` (default: a free one) of 127.0.0.1. */
+  static async start(upstreamHost: string, upstreamPort: number, port = 0): Promise<SilencingProxy> {
     const proxy = new SilencingProxy(upstreamHost, upstreamPort);
-    await new Promise<void>((resolve) => proxy.server.listen(0, '127.0.0.1', resolve));
+    await new Promise<void>((resolve) => proxy.server.listen(port, '127.0.0.1', resolve));
     const address = proxy.server.address();
     if (address === null || typeof address === 'string') throw new Error('proxy has no port');
     proxy.port = address.port;
@@ -65,4 +66,14 @@ export class SilencingProxy {
     }
     await new Promise<void>((resolve) => this.server.close(() => resolve()));
   }
+}
+
+/** A loopback port nothing listens on (it was free a moment ago). */
+export async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const address = server.address();
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  if (address === null || typeof address === 'string') throw new Error('no port');
+  return address.port;
 }

@@ -2,7 +2,7 @@
  * Integration tests of the queue core (src/core/queue.ts and its Lua scripts) against a real, private
  * redis-server. Every test uses a fresh key prefix and checks the raw Redis state with a separate client.
  */
-import type { Redis } from 'ioredis';
+import { Redis } from 'ioredis';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { decodeJob, encodeJob, type Job } from '../../src/core/codec.js';
 import { DuplicateJobError, UsageError } from '../../src/core/errors.js';
@@ -16,7 +16,8 @@ import {
   type FinishEntry,
 } from '../../src/core/queue.js';
 import { keysUnder } from '../helpers/cli.js';
-import { freshPrefix, rawClient, waitFor } from '../helpers/context.js';
+import { freshPrefix, onCluster, rawClient, testRedisUrl, waitFor } from '../helpers/context.js';
+import { freePort, SilencingProxy } from '../helpers/proxy.js';
 import { loadVectors, renameKey, seedVectors, VECTOR_FILES } from '../helpers/seed.js';
 
 let prefix: string;
@@ -524,6 +525,79 @@ describe('dequeue', () => {
     expect(await list(k('queue:dead'))).toEqual(['gone']);
   });
 
+  it('takes an id entered twice in a ready list once: the second entry is removed and reported', async () => {
+    const a = await queue.enqueue('x', null);
+    const b = await queue.enqueue('x', null);
+    await raw.lpush(k('queue:normal'), a.id); // list, oldest first: a, b, a
+    await raw.lpush(k('queue:normal'), 'gone', 'gone'); // no document, entered twice: dead-lettered once
+    const duplicates: string[] = [];
+    const taken = await queue.dequeue({
+      workerId: 'w',
+      leaseMs: 60_000,
+      max: 10,
+      lists: ALL_LISTS(),
+      onDuplicate: (id) => duplicates.push(id),
+    });
+
+    expect(taken.map((e) => e.id)).toEqual([a.id, b.id, 'gone']);
+    expect(duplicates).toEqual([a.id, 'gone']);
+    expect(await raw.exists(k('queue:normal'))).toBe(0);
+    expect(await list(k('queue:processing'))).toEqual([b.id, a.id]);
+    expect(await list(k('queue:dead'))).toEqual(['gone']);
+    expect(await raw.zcard(k('processing:leases'))).toBe(2);
+  });
+
+  it('with a jobNames filter also takes an id entered twice once, removing the second entry', async () => {
+    const a = await queue.enqueue('x', null);
+    const b = await queue.enqueue('y', null);
+    await raw.lpush(k('queue:normal'), a.id, b.id); // oldest first: a, b, a, b
+    const duplicates: string[] = [];
+    const taken = await queue.dequeue({
+      workerId: 'w',
+      leaseMs: 60_000,
+      max: 10,
+      lists: ALL_LISTS(),
+      jobNames: ['x'],
+      onDuplicate: (id) => duplicates.push(id),
+    });
+
+    expect(taken.map((e) => e.id)).toEqual([a.id]);
+    expect(duplicates).toEqual([a.id]);
+    expect(await list(k('queue:normal'))).toEqual([b.id, b.id]); // not taken: both entries stay
+    expect(await list(k('queue:processing'))).toEqual([a.id]);
+  });
+
+  // A plain client through a proxy to one server (a cluster client connects to each node by itself).
+  it.skipIf(onCluster())(
+    'counts a lease from when the call is written to Redis, not from when it was made',
+    async () => {
+      const job = await queue.enqueue('x', null);
+      // A client whose server is not there yet keeps the calls until it connects (as after a drop).
+      const port = await freePort();
+      const late = new Redis(port, '127.0.0.1', { retryStrategy: () => 50, maxRetriesPerRequest: null });
+      late.on('error', () => undefined);
+      clients.push(late);
+      const pending = queue.waitThenDequeue(
+        { connection: late, signals: [queue.keys.signal('default')], timeoutMs: 10 },
+        { workerId: 'w', leaseMs: 30_000, max: 1, lists: ALL_LISTS() },
+      );
+      await new Promise((r) => setTimeout(r, 1500));
+      const upstream = new URL(testRedisUrl());
+      const listeningAt = Date.now();
+      const proxy = await SilencingProxy.start(upstream.hostname, Number(upstream.port), port);
+      try {
+        const { entries } = await pending;
+        expect(entries.map((e) => e.id)).toEqual([job.id]);
+        const deadline = Number(await raw.zscore(k('processing:leases'), job.id));
+        expect(deadline).toBeGreaterThanOrEqual(listeningAt + 10 + 30_000);
+        expect(deadline).toBeLessThanOrEqual(Date.now() + 10 + 30_000);
+      } finally {
+        late.disconnect();
+        await proxy.close();
+      }
+    },
+  );
+
   it('returns the stored document bytes exactly, including invalid UTF-8', async () => {
     const bytes = Buffer.concat([
       Buffer.from('{"id":"bin","name":"x","payload":"'),
@@ -548,31 +622,35 @@ describe('dequeue', () => {
 describe('waitThenDequeue', () => {
   const request = (): DequeueRequest => ({ workerId: 'w-wait', leaseMs: 30_000, max: 5, lists: ALL_LISTS() });
 
-  it('waits on its own connection and takes a job in the same round trip as the signal that woke it', async () => {
-    const waiter = client();
-    const started = Date.now();
-    const pending = queue.waitThenDequeue(
-      { connection: waiter, signals: [queue.keys.signal('default')], timeoutMs: 10_000 },
-      request(),
-    );
-    const blocked = async (): Promise<string | undefined> =>
-      String(await raw.client('LIST'))
-        .split('\n')
-        .find((line) => line.includes('cmd=blpop'));
-    await waitFor(async () => (await blocked()) !== undefined);
-    // The dequeue is at Redis already, unread behind the blocked BLPOP: it runs the moment the BLPOP returns.
-    expect(Number(/ qbuf=(\d+)/.exec((await blocked())!)?.[1])).toBeGreaterThan(0);
-    const job = await queue.enqueue('j', { a: 1 }); // its document, its list entry and the wake-up token
-    const { entries, woken, waitError } = await pending;
+  // CLIENT LIST of the one server the waiting connection is on.
+  it.skipIf(onCluster())(
+    'waits on its own connection and takes a job in the same round trip as the signal that woke it',
+    async () => {
+      const waiter = client();
+      const started = Date.now();
+      const pending = queue.waitThenDequeue(
+        { connection: waiter, signals: [queue.keys.signal('default')], timeoutMs: 10_000 },
+        request(),
+      );
+      const blocked = async (): Promise<string | undefined> =>
+        String(await raw.client('LIST'))
+          .split('\n')
+          .find((line) => line.includes('cmd=blpop'));
+      await waitFor(async () => (await blocked()) !== undefined);
+      // The dequeue is at Redis already, unread behind the blocked BLPOP: it runs the moment the BLPOP returns.
+      expect(Number(/ qbuf=(\d+)/.exec((await blocked())!)?.[1])).toBeGreaterThan(0);
+      const job = await queue.enqueue('j', { a: 1 }); // its document, its list entry and the wake-up token
+      const { entries, woken, waitError } = await pending;
 
-    expect(woken).toBe(true);
-    expect(waitError).toBeUndefined();
-    expect(entries.map((e) => e.id)).toEqual([job.id]);
-    expect(Date.now() - started).toBeLessThan(5_000); // woken, not timed out
-    // The token was taken by the wait; the job is leased to the caller.
-    expect(await raw.exists(k('signal'))).toBe(0);
-    expect(await raw.hget(k('processing:owners'), job.id)).toBe('w-wait');
-  });
+      expect(woken).toBe(true);
+      expect(waitError).toBeUndefined();
+      expect(entries.map((e) => e.id)).toEqual([job.id]);
+      expect(Date.now() - started).toBeLessThan(5_000); // woken, not timed out
+      // The token was taken by the wait; the job is leased to the caller.
+      expect(await raw.exists(k('signal'))).toBe(0);
+      expect(await raw.hget(k('processing:owners'), job.id)).toBe('w-wait');
+    },
+  );
 
   it('after a wait without a signal still dequeues (jobs of producers that send none), with the lease counted from its end', async () => {
     // As an original producer writes it: a document and a list entry, no wake-up token.

@@ -482,18 +482,45 @@ describe('worker', () => {
     expect(await redis.zcard(queue.keys.workers)).toBe(0);
   });
 
-  /** What a dequeue whose reply was lost leaves: job `id` under the lease of `workerId`, unknown to it. */
+  /**
+   * What a dequeue whose reply was lost leaves: job `id` in processing under the lease of `workerId`, which
+   * does not know it (written as the dequeue writes it, without going through a ready list the worker
+   * serves).
+   */
   async function takeWithReplyLost(id: string, workerId: string): Promise<void> {
     await redis.set(queue.keys.job(id), JSON.stringify({ id, name: 'j', payload: null }));
-    await redis.lpush(queue.keys.queue('normal'), id); // as an original producer: no wake-up token
-    const taken = await queue.dequeue({
-      workerId,
-      leaseMs: 60_000,
-      max: 1,
-      lists: [queue.keys.queue('normal')],
-    });
-    expect(taken.map((e) => e.id)).toEqual([id]);
+    await redis
+      .multi()
+      .lpush(queue.keys.processing, id)
+      .zadd(queue.keys.leases, Date.now() + 60_000, id)
+      .hset(queue.keys.leaseOwners, id, workerId)
+      .exec();
   }
+
+  it('runs a job whose id is twice in its ready list once, removing the second entry and saying so', async () => {
+    const job = await queue.enqueue('j', null);
+    await redis.lpush(queue.keys.queue('normal'), job.id); // a duplicate entry, next to the first
+    const { lines, destination } = captureLogs();
+    let runs = 0;
+    const worker = startWorker(
+      {
+        j: async () => {
+          runs++;
+          await new Promise((r) => setTimeout(r, 100));
+        },
+      },
+      { concurrency: 5, logger: createLogger({ level: 'warn', destination }) },
+    );
+    await completed(job.id, 'the job');
+    await worker.stop();
+
+    expect(runs).toBe(1);
+    expect(worker.stats().completed).toBe(1);
+    expect(lines.map((l) => [l.msg, l.job_id])).toEqual([
+      ['Duplicate entry of a job in its ready list removed; the job runs once', job.id],
+    ]);
+    expect(await redis.exists(queue.keys.queue('normal'), queue.keys.processing, queue.keys.leases)).toBe(0);
+  });
 
   it('stopped while it waits for work, hands back at once a job the dequeue behind its wait took with the reply lost', async () => {
     const runs: string[] = [];

@@ -21,7 +21,9 @@
            the others stay where they are.
   Returns  a flat array of triples: id, document (false when it was missing), index of the list (1-based);
            a ready list holding another kind of value is skipped (nothing is written to it, the next lists
-           are served) and reported as the triple: list key, its kind (TYPE), minus the list's index.
+           are served) and reported as the triple: list key, its kind (TYPE), minus the list's index; a
+           second entry of an id this call took already (a duplicate in a ready list) is removed from its
+           list without being taken again, and reported as the triple: id, false, 0.
            A WRONGTYPE error, before any write, when processing, the leases, the owners or the dead-letter
            list holds another kind of value.
 ]]
@@ -42,7 +44,17 @@ local out = {}
 local taken = 0
 local budget = want * 4 + 100 -- bounds the work of one call when many ids have no document
 
+-- The ids this call took or dead-lettered: a second entry of one is dropped (reported with index 0).
+local seen = {}
+
+local function duplicate(id)
+  out[#out + 1] = id
+  out[#out + 1] = false
+  out[#out + 1] = 0
+end
+
 local function missing(id, listIndex)
+  seen[id] = true
   redis.call('LPUSH', dead, id)
   redis.call('SET', jobPrefix .. id,
     cjson.encode({ error = 'Job data not found (corrupted reference)', id = id }), 'EX', stubTtl, 'NX')
@@ -55,6 +67,7 @@ end
 local takenIds, leaseArgs, ownerArgs = {}, {}, {}
 
 local function take(id, doc, listIndex)
+  seen[id] = true
   takenIds[#takenIds + 1] = id
   leaseArgs[#leaseArgs + 1] = deadline
   leaseArgs[#leaseArgs + 1] = id
@@ -117,7 +130,8 @@ for li = 1, m do
         for i = 1, #ids do docKeys[i] = jobPrefix .. ids[i] end
         local docs = bananasMget(docKeys)
         for i = 1, #ids do
-          if docs[i] then take(ids[i], docs[i], li) else missing(ids[i], li) end
+          local id = ids[i]
+          if seen[id] then duplicate(id) elseif docs[i] then take(id, docs[i], li) else missing(id, li) end
         end
         if #ids < count then break end
       end
@@ -127,13 +141,18 @@ for li = 1, m do
         if taken >= want or budget <= 0 then break end
         budget = budget - 1
         local id = ids[i]
-        local doc = redis.call('GET', jobPrefix .. id)
-        if not doc then
+        if seen[id] then
           redis.call('LREM', list, -1, id)
-          missing(id, li)
-        elseif wanted(doc) then
-          redis.call('LREM', list, -1, id)
-          take(id, doc, li)
+          duplicate(id)
+        else
+          local doc = redis.call('GET', jobPrefix .. id)
+          if not doc then
+            redis.call('LREM', list, -1, id)
+            missing(id, li)
+          elseif wanted(doc) then
+            redis.call('LREM', list, -1, id)
+            take(id, doc, li)
+          end
         end
       end
     end
