@@ -330,6 +330,10 @@ export class Worker {
   private drained = false;
   /** A dequeue waits on the blocking connection behind its BLPOP ({@link waitForWork}). */
   private waiting = false;
+  /** Ends {@link waitForWork}'s wait for its reply (set while it waits). */
+  private stopWaiting?: () => void;
+  /** When the blocking connection last connected or became ready (calls in flight are sent again then). */
+  private blockingConnectedAt = 0;
   private fetchPausedUntil = 0;
   /**
    * Dequeued batches waiting for their turn (their jobs are held and keep their slots reserved): see
@@ -412,6 +416,8 @@ export class Worker {
       // The dequeue that follows each wait may have run with its reply lost in the drop.
       onRecovered: () => (this.reconcileNeeded = true),
     });
+    for (const event of ['connect', 'ready'])
+      this.blocking.on(event, () => (this.blockingConnectedAt = Date.now()));
     this.queue = new Queue(this.redis, { prefix: options.prefix, ttl: options.ttl });
     this.lists = this.queue.listsServed(this.options.priorities, this.options.routingKeys);
     this.signals = [...new Set(this.options.routingKeys.map((rk) => this.queue.keys.signal(rk)))];
@@ -597,7 +603,7 @@ export class Worker {
       onDuplicate: (id) =>
         this.logger.warn(
           { job_id: id },
-          'Duplicate entry of a job in its ready list removed; the job runs once',
+          'Duplicate entry of a job in its ready list removed; the job is taken once',
         ),
     };
   }
@@ -649,29 +655,37 @@ export class Worker {
     // A connection that died without a word (a failover moving an address, a dropped NAT entry) never
     // answers: reconnect it, and the wait and the dequeue are sent again (a dequeue that ran with its
     // reply lost is handed back by the reconciliation that follows a reconnect). Checked again for as
-    // long as the reply is missing; a connection that is not ready is reconnecting already.
+    // long as the reply is missing. A connection that is connecting is being retried already; one that
+    // connected since (its handshake unanswered, or its calls sent again) gets the full time again.
     const watchdogMs = timeoutMs + WAIT_REPLY_GRACE_MS;
+    const sentAt = Date.now();
     let watchdog: NodeJS.Timeout | undefined;
-    const arm = (): void => {
+    const arm = (delayMs: number): void => {
       watchdog = setTimeout(() => {
         if (this.stopping) return;
-        if (this.blocking.status === 'ready') {
-          this.logger.warn(
-            { waited_ms: watchdogMs },
-            'No reply while waiting for work - reconnecting the waiting connection',
-          );
-          this.blocking.disconnect(true);
-        }
-        arm();
-      }, watchdogMs).unref();
+        const status = this.blocking.status;
+        if (status !== 'ready' && status !== 'connect') return arm(watchdogMs);
+        const waitedMs = Date.now() - Math.max(sentAt, this.blockingConnectedAt);
+        if (waitedMs < watchdogMs) return arm(watchdogMs - waitedMs);
+        this.logger.warn(
+          { waited_ms: waitedMs },
+          'No reply while waiting for work - reconnecting the waiting connection',
+        );
+        this.blocking.disconnect(true);
+        arm(watchdogMs);
+      }, delayMs).unref();
     };
-    arm();
-    let result: Awaited<ReturnType<Queue['waitThenDequeue']>>;
+    arm(watchdogMs);
+    const call = this.queue.waitThenDequeue(
+      { connection: this.blocking, signals: this.signals, timeoutMs },
+      this.dequeueRequest(want),
+    );
+    // A stop does not wait for the reply: on a cluster in failover the calls may stay queued long after
+    // the waiting connection was closed.
+    const stopped = new Promise<undefined>((resolve) => (this.stopWaiting = () => resolve(undefined)));
+    let result: Awaited<typeof call> | undefined;
     try {
-      result = await this.queue.waitThenDequeue(
-        { connection: this.blocking, signals: this.signals, timeoutMs },
-        this.dequeueRequest(want),
-      );
+      result = await Promise.race([call, stopped]);
     } catch (err) {
       this.fetches--;
       this.reserved -= want;
@@ -680,6 +694,19 @@ export class Worker {
     } finally {
       clearTimeout(watchdog);
       this.waiting = false;
+      this.stopWaiting = undefined;
+    }
+    if (result === undefined) {
+      this.fetches--;
+      this.reserved -= want;
+      // Jobs of a dequeue that still answers go back to their queue (while settlements are written).
+      call.then(
+        ({ entries }) => {
+          for (const entry of entries) if (entry.document) this.release(this.hold(entry));
+        },
+        () => undefined,
+      );
+      return;
     }
     // A wake-up may come from a new scheduled job or retry: look at the scheduled set again.
     if (result.woken) this.nextPromoteAt = 0;
@@ -1098,6 +1125,7 @@ export class Worker {
     );
     const dequeueWaiting = this.waiting;
     this.blocking.disconnect();
+    this.stopWaiting?.();
     this.wakeLoop();
     const deadline = Date.now() + this.options.shutdownTimeoutMs;
     while (this.running > 0 && Date.now() < deadline) await sleep(Math.min(50, deadline - Date.now()));

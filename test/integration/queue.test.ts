@@ -17,7 +17,7 @@ import {
 } from '../../src/core/queue.js';
 import { keysUnder } from '../helpers/cli.js';
 import { freshPrefix, onCluster, rawClient, testRedisUrl, waitFor } from '../helpers/context.js';
-import { freePort, SilencingProxy } from '../helpers/proxy.js';
+import { SilencingProxy } from '../helpers/proxy.js';
 import { loadVectors, renameKey, seedVectors, VECTOR_FILES } from '../helpers/seed.js';
 
 let prefix: string;
@@ -572,24 +572,26 @@ describe('dequeue', () => {
     'counts a lease from when the call is written to Redis, not from when it was made',
     async () => {
       const job = await queue.enqueue('x', null);
-      // A client whose server is not there yet keeps the calls until it connects (as after a drop).
-      const port = await freePort();
-      const late = new Redis(port, '127.0.0.1', { retryStrategy: () => 50, maxRetriesPerRequest: null });
-      late.on('error', () => undefined);
-      clients.push(late);
-      const pending = queue.waitThenDequeue(
-        { connection: late, signals: [queue.keys.signal('default')], timeoutMs: 10 },
-        { workerId: 'w', leaseMs: 30_000, max: 1, lists: ALL_LISTS() },
-      );
-      await new Promise((r) => setTimeout(r, 1500));
       const upstream = new URL(testRedisUrl());
-      const listeningAt = Date.now();
-      const proxy = await SilencingProxy.start(upstream.hostname, Number(upstream.port), port);
+      const proxy = await SilencingProxy.start(upstream.hostname, Number(upstream.port));
+      // The connection's handshake goes unanswered: ioredis keeps the calls until it is ready (as after a
+      // reconnect), and writes them then.
+      proxy.hold();
+      const late = new Redis(proxy.port, '127.0.0.1', { maxRetriesPerRequest: null });
+      clients.push(late);
       try {
+        const pending = queue.waitThenDequeue(
+          { connection: late, signals: [queue.keys.signal('default')], timeoutMs: 10 },
+          { workerId: 'w', leaseMs: 30_000, max: 1, lists: ALL_LISTS() },
+        );
+        await new Promise((r) => setTimeout(r, 1500));
+        const releasedAt = Date.now();
+        proxy.release();
         const { entries } = await pending;
+
         expect(entries.map((e) => e.id)).toEqual([job.id]);
         const deadline = Number(await raw.zscore(k('processing:leases'), job.id));
-        expect(deadline).toBeGreaterThanOrEqual(listeningAt + 10 + 30_000);
+        expect(deadline).toBeGreaterThanOrEqual(releasedAt + 10 + 30_000);
         expect(deadline).toBeLessThanOrEqual(Date.now() + 10 + 30_000);
       } finally {
         late.disconnect();

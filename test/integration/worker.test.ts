@@ -517,7 +517,7 @@ describe('worker', () => {
     expect(runs).toBe(1);
     expect(worker.stats().completed).toBe(1);
     expect(lines.map((l) => [l.msg, l.job_id])).toEqual([
-      ['Duplicate entry of a job in its ready list removed; the job runs once', job.id],
+      ['Duplicate entry of a job in its ready list removed; the job is taken once', job.id],
     ]);
     expect(await redis.exists(queue.keys.queue('normal'), queue.keys.processing, queue.keys.leases)).toBe(0);
   });
@@ -541,7 +541,7 @@ describe('worker', () => {
   });
 
   it.skipIf(onCluster())(
-    'reconnects a waiting connection that went silent, then runs the job enqueued meanwhile and one leased to it unknowingly',
+    'reconnects a waiting connection that went silent (each time), then runs the job enqueued meanwhile and one leased to it unknowingly',
     async () => {
       const upstream = new URL(testRedisUrl());
       const proxy = await SilencingProxy.start(upstream.hostname, Number(upstream.port));
@@ -572,6 +572,20 @@ describe('worker', () => {
         expect(messages).toContain(
           'Jobs taken in a dequeue whose reply was lost were returned to their queue',
         );
+
+        // Silent again, and so is the handshake of the connection that replaces it: the watchdog keeps
+        // watching, also a connection that connected but never became ready.
+        await new Promise((r) => setTimeout(r, 300));
+        proxy.silenceNew('bananas-worker-wait');
+        expect(proxy.silence('bananas-worker-wait')).toBe(1);
+        const second = await queue.enqueue('j', null);
+        const reconnects = () =>
+          lines.filter(
+            (l) => l.msg === 'No reply while waiting for work - reconnecting the waiting connection',
+          );
+        await waitFor(() => reconnects().length === 3, 30_000, 'two more reconnects');
+        proxy.silenceNew(undefined);
+        await completed(second.id, 'a job enqueued during the second silence', 20_000);
         await worker.stop();
         expect(await redis.llen(queue.keys.processing)).toBe(0);
         expect(await redis.zcard(queue.keys.leases)).toBe(0);
@@ -579,7 +593,7 @@ describe('worker', () => {
         await proxy.close();
       }
     },
-    30_000,
+    75_000,
   );
 
   it('stopped in the middle of a fast drain, leaves every job completed once or back in its queue', async () => {
