@@ -8,7 +8,7 @@ import { inspect } from 'node:util';
 import { randomBytes } from 'node:crypto';
 import type { RedisClient } from './connection.js';
 import { decodeJob, encodeJob, type Job } from './codec.js';
-import { connectOrThrow, createRedis, type ConnectOptions } from './connection.js';
+import { connectOrThrow, createRedis, isCluster, type ConnectOptions } from './connection.js';
 import { errorMessage, RedisAuthError } from './errors.js';
 import type { HandlerContext, HandlerJob, HandlerMap } from './handlers.js';
 import { PRIORITIES, type Priority } from './keys.js';
@@ -302,6 +302,11 @@ type ResolvedOptions = Required<
     | 'heartbeatIntervalMs'
   >
 > & { jobTypes?: string[]; retry: RetryPolicy; handlers: HandlerMap; redisUrl: string };
+
+/** Bytes read so far on the socket of a single-server client; undefined for a cluster client. */
+function socketBytesRead(redis: RedisClient): number | undefined {
+  return isCluster(redis) ? undefined : redis.stream?.bytesRead;
+}
 
 /**
  * How long past its wait the dequeue sent behind a BLPOP may go unanswered before the waiting connection
@@ -646,6 +651,7 @@ export class Worker {
    * after one round trip, not two.
    */
   private async waitForWork(want: number): Promise<void> {
+    if (this.stopping) return; // a stop during the loop's last await: nothing would end this wait
     // While a promotion just sent is in flight, the shortest wait: its reply sets the next due time.
     const untilPromote = Math.max(1, this.nextPromoteAt - Date.now());
     const timeoutMs = Math.max(10, Math.min(this.options.pollIntervalMs, untilPromote));
@@ -656,15 +662,21 @@ export class Worker {
     // answers: reconnect it, and the wait and the dequeue are sent again (a dequeue that ran with its
     // reply lost is handed back by the reconciliation that follows a reconnect). Checked again for as
     // long as the reply is missing. A connection that is connecting is being retried already; one that
-    // connected since (its handshake unanswered, or its calls sent again) gets the full time again.
+    // connected since (its handshake unanswered, or its calls sent again) gets the full time again. A
+    // handshake still getting answers (a server loading its data answers LOADING until it is done) is
+    // alive; a cluster client has no one socket to tell, and is left to its own retries then.
     const watchdogMs = timeoutMs + WAIT_REPLY_GRACE_MS;
     const sentAt = Date.now();
+    let bytesRead = socketBytesRead(this.blocking);
     let watchdog: NodeJS.Timeout | undefined;
     const arm = (delayMs: number): void => {
       watchdog = setTimeout(() => {
         if (this.stopping) return;
         const status = this.blocking.status;
-        if (status !== 'ready' && status !== 'connect') return arm(watchdogMs);
+        const read = socketBytesRead(this.blocking);
+        const answering = read === undefined || read !== bytesRead;
+        bytesRead = read;
+        if (status !== 'ready' && (status !== 'connect' || answering)) return arm(watchdogMs);
         const waitedMs = Date.now() - Math.max(sentAt, this.blockingConnectedAt);
         if (waitedMs < watchdogMs) return arm(watchdogMs - waitedMs);
         this.logger.warn(

@@ -14,6 +14,8 @@ interface Relay {
   silenced: boolean;
   /** What the client sent while the proxy held it, in order. */
   pending: Buffer[];
+  /** Set when the connection was made while new connections with this marker were to be silenced. */
+  silenceIfHello?: string;
 }
 
 export class SilencingProxy {
@@ -42,11 +44,19 @@ export class SilencingProxy {
   }
 
   private relay(client: Socket, upstream: Socket): void {
-    const relay: Relay = { client, upstream, hello: '', silenced: false, pending: [] };
+    const relay: Relay = {
+      client,
+      upstream,
+      hello: '',
+      silenced: false,
+      pending: [],
+      silenceIfHello: this.silencing,
+    };
     this.relays.push(relay);
     client.on('data', (data: Buffer) => {
       if (relay.hello.length < 4096) relay.hello += data.toString('latin1');
-      if (this.silencing !== undefined && relay.hello.includes(this.silencing)) relay.silenced = true;
+      if (relay.silenceIfHello !== undefined && relay.hello.includes(relay.silenceIfHello))
+        relay.silenced = true;
       if (relay.silenced) return;
       if (this.holding) relay.pending.push(data);
       else upstream.write(data);

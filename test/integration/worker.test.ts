@@ -583,9 +583,9 @@ describe('worker', () => {
           lines.filter(
             (l) => l.msg === 'No reply while waiting for work - reconnecting the waiting connection',
           );
-        await waitFor(() => reconnects().length === 3, 30_000, 'two more reconnects');
+        await waitFor(() => reconnects().length === 3, 40_000, 'two more reconnects');
         proxy.silenceNew(undefined);
-        await completed(second.id, 'a job enqueued during the second silence', 20_000);
+        await completed(second.id, 'a job enqueued during the second silence', 30_000);
         await worker.stop();
         expect(await redis.llen(queue.keys.processing)).toBe(0);
         expect(await redis.zcard(queue.keys.leases)).toBe(0);
@@ -593,7 +593,7 @@ describe('worker', () => {
         await proxy.close();
       }
     },
-    75_000,
+    100_000,
   );
 
   it('stopped in the middle of a fast drain, leaves every job completed once or back in its queue', async () => {
