@@ -525,19 +525,26 @@ describe('dequeue', () => {
     expect(await list(k('queue:dead'))).toEqual(['gone']);
   });
 
-  it('takes an id entered twice in a ready list once: the second entry is removed and reported', async () => {
-    const a = await queue.enqueue('x', null);
-    const b = await queue.enqueue('x', null);
-    await raw.lpush(k('queue:normal'), a.id); // list, oldest first: a, b, a
-    await raw.lpush(k('queue:normal'), 'gone', 'gone'); // no document, entered twice: dead-lettered once
+  /** A dequeue of up to 10 jobs (with `jobNames`, if given), and the ids it reports as duplicates. */
+  async function dequeueWithDuplicates(jobNames?: string[]) {
     const duplicates: string[] = [];
     const taken = await queue.dequeue({
       workerId: 'w',
       leaseMs: 60_000,
       max: 10,
       lists: ALL_LISTS(),
+      ...(jobNames ? { jobNames } : {}),
       onDuplicate: (id) => duplicates.push(id),
     });
+    return { taken, duplicates };
+  }
+
+  it('takes an id entered twice in a ready list once: the second entry is removed and reported', async () => {
+    const a = await queue.enqueue('x', null);
+    const b = await queue.enqueue('x', null);
+    await raw.lpush(k('queue:normal'), a.id); // list, oldest first: a, b, a
+    await raw.lpush(k('queue:normal'), 'gone', 'gone'); // no document, entered twice: dead-lettered once
+    const { taken, duplicates } = await dequeueWithDuplicates();
 
     expect(taken.map((e) => e.id)).toEqual([a.id, b.id, 'gone']);
     expect(duplicates).toEqual([a.id, 'gone']);
@@ -551,15 +558,7 @@ describe('dequeue', () => {
     const a = await queue.enqueue('x', null);
     const b = await queue.enqueue('y', null);
     await raw.lpush(k('queue:normal'), a.id, b.id); // oldest first: a, b, a, b
-    const duplicates: string[] = [];
-    const taken = await queue.dequeue({
-      workerId: 'w',
-      leaseMs: 60_000,
-      max: 10,
-      lists: ALL_LISTS(),
-      jobNames: ['x'],
-      onDuplicate: (id) => duplicates.push(id),
-    });
+    const { taken, duplicates } = await dequeueWithDuplicates(['x']);
 
     expect(taken.map((e) => e.id)).toEqual([a.id]);
     expect(duplicates).toEqual([a.id]);
