@@ -658,6 +658,50 @@ export class Worker {
     this.fetches++;
     this.reserved += want;
     this.waiting = true;
+    const stopWatching = this.watchWait(timeoutMs);
+    const call = this.queue.waitThenDequeue(
+      { connection: this.blocking, signals: this.signals, timeoutMs },
+      this.dequeueRequest(want),
+    );
+    // A stop does not wait for the reply: on a cluster in failover the calls may stay queued long after
+    // the waiting connection was closed.
+    const stopped = new Promise<undefined>((resolve) => (this.stopWaiting = () => resolve(undefined)));
+    let result: Awaited<typeof call> | undefined;
+    try {
+      result = await Promise.race([call, stopped]);
+    } catch (err) {
+      this.fetches--;
+      this.reserved -= want;
+      if (this.stopping) return;
+      throw err; // logged by the fetch loop, which pauses
+    } finally {
+      stopWatching();
+      this.waiting = false;
+      this.stopWaiting = undefined;
+    }
+    if (result === undefined) {
+      this.fetches--;
+      this.reserved -= want;
+      // Jobs of a dequeue that still answers go back to their queue (while settlements are written).
+      call.then(
+        ({ entries }) => {
+          for (const entry of entries) if (entry.document) this.release(this.hold(entry));
+        },
+        () => undefined,
+      );
+      return;
+    }
+    // A wake-up may come from a new scheduled job or retry: look at the scheduled set again.
+    if (result.woken) this.nextPromoteAt = 0;
+    this.fetched(want, result.entries);
+    if (result.waitError !== undefined && !this.stopping) throw result.waitError;
+  }
+
+  /**
+   * Watches the waiting connection while the reply of a wait of `timeoutMs` (and of the dequeue behind it)
+   * is missing; returns the function that stops watching.
+   */
+  private watchWait(timeoutMs: number): () => void {
     // A connection that died without a word (a failover moving an address, a dropped NAT entry) never
     // answers: reconnect it, and the wait and the dequeue are sent again (a dequeue that ran with its
     // reply lost is handed back by the reconciliation that follows a reconnect). Checked again for as
@@ -688,42 +732,7 @@ export class Worker {
       }, delayMs).unref();
     };
     arm(watchdogMs);
-    const call = this.queue.waitThenDequeue(
-      { connection: this.blocking, signals: this.signals, timeoutMs },
-      this.dequeueRequest(want),
-    );
-    // A stop does not wait for the reply: on a cluster in failover the calls may stay queued long after
-    // the waiting connection was closed.
-    const stopped = new Promise<undefined>((resolve) => (this.stopWaiting = () => resolve(undefined)));
-    let result: Awaited<typeof call> | undefined;
-    try {
-      result = await Promise.race([call, stopped]);
-    } catch (err) {
-      this.fetches--;
-      this.reserved -= want;
-      if (this.stopping) return;
-      throw err; // logged by the fetch loop, which pauses
-    } finally {
-      clearTimeout(watchdog);
-      this.waiting = false;
-      this.stopWaiting = undefined;
-    }
-    if (result === undefined) {
-      this.fetches--;
-      this.reserved -= want;
-      // Jobs of a dequeue that still answers go back to their queue (while settlements are written).
-      call.then(
-        ({ entries }) => {
-          for (const entry of entries) if (entry.document) this.release(this.hold(entry));
-        },
-        () => undefined,
-      );
-      return;
-    }
-    // A wake-up may come from a new scheduled job or retry: look at the scheduled set again.
-    if (result.woken) this.nextPromoteAt = 0;
-    this.fetched(want, result.entries);
-    if (result.waitError !== undefined && !this.stopping) throw result.waitError;
+    return () => clearTimeout(watchdog);
   }
 
   /** Promotes due scheduled jobs; one promotion at a time (a call during one shares it). */
