@@ -103,7 +103,7 @@ export interface DequeueRequest {
   onWrongKind?: (wrong: WrongKindKey) => void;
   /**
    * Called for each second entry of an id the same dequeue took (a duplicate in a ready list): it is
-   * removed from its list, and the job runs once.
+   * removed from its list, and the job is taken once (run, or dead-lettered when it has no document).
    */
   onDuplicate?: (id: string) => void;
 }
