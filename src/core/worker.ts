@@ -604,14 +604,20 @@ export class Worker {
       lists: this.lists,
       jobNames: this.options.jobTypes,
       rearmSignal: this.signals[0],
-      onWrongKind: (wrong) => this.warnWrongKind(wrong, 'Ready list holds the wrong kind of value: skipped'),
-      onDuplicate: (id) =>
-        this.logger.warn(
-          { job_id: id },
-          'Duplicate entry of a job in its ready list removed; the job is taken once',
-        ),
+      onWrongKind: this.onWrongKindList,
+      onDuplicate: this.onDuplicateEntry,
     };
   }
+
+  /** The dequeue's reports, made once (a dequeue goes out for every batch). */
+  private readonly onWrongKindList = (wrong: WrongKindKey): void =>
+    this.warnWrongKind(wrong, 'Ready list holds the wrong kind of value: skipped');
+
+  private readonly onDuplicateEntry = (id: string): void =>
+    this.logger.warn(
+      { job_id: id },
+      'Duplicate entry of a job in its ready list removed; the job is taken once',
+    );
 
   /** A dequeue of up to `want` jobs returned: its jobs are held and wait for their turn. */
   private fetched(want: number, entries: DequeuedEntry[]): void {
