@@ -6,6 +6,7 @@
 import { Command, Errors, Flags, type Interfaces } from '@oclif/core';
 import type { RedisOptions } from 'ioredis';
 import {
+  connectionLost,
   connectOrThrow,
   createRedis,
   DEFAULT_REDIS_URL,
@@ -173,6 +174,8 @@ export abstract class BananasCommand<T extends typeof Command> extends Command {
   }
 
   protected override async catch(err: Error & { exitCode?: number }): Promise<unknown> {
+    // A call that failed because the connection was lost: say what ended it (no reply, a reset).
+    if (this.client) err = connectionLost(this.client, err, this.redisUrl) ?? err;
     const secrets = secretsOf(this.flags?.['redis-url'] ?? process.env.REDIS_URL);
     let exitCode: number = ExitCode.ERROR;
     let code = 'ERROR';

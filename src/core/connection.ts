@@ -68,9 +68,25 @@ export interface ConnectOptions extends ConnectionEvents {
   /** `resilient` reconnects forever (workers); `fail-fast` gives up at once (operator commands). */
   mode: 'resilient' | 'fail-fast';
   connectionName?: string;
+  /**
+   * Longest time a connection with calls outstanding may go without receiving a byte before it is
+   * dropped and connected again (its calls are sent again): a connection that died without a word (an
+   * address moved in a failover, a NAT entry dropped) would otherwise wait for the kernel to give up on
+   * it, a quarter of an hour. Default: {@link FAIL_FAST_REPLY_TIMEOUT_MS} in `fail-fast` mode (the call
+   * then fails), no limit in `resilient` mode. Not for a connection that blocks (BLPOP) longer than this.
+   */
+  replyTimeoutMs?: number;
+  /** Called when a connection is dropped because no reply came within `replyTimeoutMs`. */
+  onReplyTimeout?: () => void;
   /** Extra ioredis options (tests, TLS). */
   redisOptions?: RedisOptions;
 }
+
+/**
+ * How long an operator command waits for a reply before it gives up on the connection: a server that
+ * answers nothing (a dead network path, a handshake never answered) is an unreachable one.
+ */
+export const FAIL_FAST_REPLY_TIMEOUT_MS = 10_000;
 
 /** TLS settings as given on the command line: PEM file paths and the no-verification switch. */
 export interface TlsFiles {
@@ -118,7 +134,9 @@ function isAuthError(message: string): boolean {
 export function toConnectionError(err: unknown, url: string): BananasError {
   if (err instanceof BananasError) return err;
   const where = redactUrl(url);
-  const message = redactSecrets(errorMessage(err), secretsOf(url));
+  let message = redactSecrets(errorMessage(err), secretsOf(url));
+  const silent = /^Socket timeout\. Expecting data, but didn't receive any in (\d+)ms/.exec(message);
+  if (silent) message = `no reply within ${Number(silent[1]) / 1000} s (connection dropped)`;
   if (isAuthError(message)) {
     return new RedisAuthError(`Redis at ${where} refused the credentials: ${message}`);
   }
@@ -182,6 +200,9 @@ export function createRedis(options: ConnectOptions): RedisClient {
           retryStrategy: () => null,
           connectTimeout: 5000,
         };
+  const replyTimeoutMs =
+    options.replyTimeoutMs ?? (options.mode === 'fail-fast' ? FAIL_FAST_REPLY_TIMEOUT_MS : undefined);
+  if (replyTimeoutMs !== undefined) base.socketTimeout = replyTimeoutMs;
   let redis: RedisClient;
   if (topology.kind === 'cluster') {
     redis = createCluster(topology, options, base, retry);
@@ -201,17 +222,21 @@ export function createRedis(options: ConnectOptions): RedisClient {
       ...options.redisOptions,
     });
   }
+  // ioredis destroys a socket that went without a reply for `socketTimeout` with this error.
+  const isReplyTimeout = (err: Error): boolean => err.message.startsWith('Socket timeout');
   redis.on('error', (err: Error) => {
     // Errors surface through commands and the retry strategy; an unhandled 'error' event would crash.
     // The last one is kept: a failed connect() only says "Connection is closed".
     lastErrors.set(redis, err);
     failedSince ??= Date.now();
+    if (isReplyTimeout(err)) options.onReplyTimeout?.();
   });
   if (isCluster(redis)) {
     // A node's own error (ECONNREFUSED, WRONGPASS) says more than the cluster's "Failed to refresh slots
     // cache" or a later "Connection is closed.".
     redis.on('node error', (err: Error) => {
       if (!nodeErrors.has(redis) || !/Connection is closed/.test(err.message)) nodeErrors.set(redis, err);
+      if (isReplyTimeout(err)) options.onReplyTimeout?.();
     });
   }
   redis.on('close', () => {
@@ -294,6 +319,16 @@ export async function connectOrThrow(redis: RedisClient, url: string = DEFAULT_R
     redis.disconnect();
     throw toConnectionError(nodeErrors.get(redis) ?? rootCause(lastErrors.get(redis) ?? err), url);
   }
+}
+
+/**
+ * The error to report for `err`, a call's failure on a connected client, when it failed because the
+ * connection was lost ("Connection is closed."): what ended the connection (no reply within the reply
+ * timeout, a reset, …) as {@link toConnectionError} words it. Undefined for any other failure.
+ */
+export function connectionLost(redis: RedisClient, err: unknown, url: string): BananasError | undefined {
+  if (!(err instanceof Error) || !/^Connection is closed/.test(err.message)) return undefined;
+  return toConnectionError(nodeErrors.get(redis) ?? rootCause(lastErrors.get(redis) ?? err), url);
 }
 
 /** A cluster's "Failed to refresh slots cache" carries the error of the last node it tried. */

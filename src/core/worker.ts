@@ -52,6 +52,13 @@ export interface WorkerOptions {
   pollIntervalMs?: number;
   metricsIntervalMs?: number;
   heartbeatIntervalMs?: number;
+  /**
+   * How long a connection with calls outstanding may go without a reply before the worker drops it and
+   * connects again (the calls are sent again); the waiting connection gets this long beyond the end of
+   * its wait. Default: half the lease, between 5 and 10 seconds. A handler that blocks the event loop
+   * for longer also looks like no reply (the replies wait unread): the connection is then made again.
+   */
+  replyTimeoutMs?: number;
   retry?: Partial<RetryPolicy>;
   ttl?: Partial<TtlOptions>;
   logger?: Logger;
@@ -300,6 +307,7 @@ type ResolvedOptions = Required<
     | 'pollIntervalMs'
     | 'metricsIntervalMs'
     | 'heartbeatIntervalMs'
+    | 'replyTimeoutMs'
   >
 > & { jobTypes?: string[]; retry: RetryPolicy; handlers: HandlerMap; redisUrl: string };
 
@@ -307,13 +315,6 @@ type ResolvedOptions = Required<
 function socketBytesRead(redis: RedisClient): number | undefined {
   return isCluster(redis) ? undefined : redis.stream?.bytesRead;
 }
-
-/**
- * How long past its wait the dequeue sent behind a BLPOP may go unanswered before the waiting connection
- * is taken for dead and reconnected. Generous: a Redis paused for a failover (CLIENT PAUSE) or busy with
- * a slow command answers late, not never.
- */
-const WAIT_REPLY_GRACE_MS = 10_000;
 
 export class Worker {
   readonly id: string;
@@ -393,6 +394,7 @@ export class Worker {
       metricsIntervalMs: options.metricsIntervalMs ?? 30_000,
       heartbeatIntervalMs:
         options.heartbeatIntervalMs ?? Math.max(100, Math.min(5000, Math.floor(leaseMs / 3))),
+      replyTimeoutMs: options.replyTimeoutMs ?? Math.max(5000, Math.min(10_000, Math.floor(leaseMs / 2))),
       retry: { ...DEFAULT_RETRY, ...options.retry },
     };
     this.redisOptions = options.redisOptions;
@@ -406,6 +408,12 @@ export class Worker {
     this.redis = createRedis({
       ...connection,
       connectionName: 'bananas-worker',
+      replyTimeoutMs: this.options.replyTimeoutMs,
+      onReplyTimeout: () =>
+        this.logger.warn(
+          { connection: 'bananas-worker', waited_ms: this.options.replyTimeoutMs },
+          'No reply from Redis - reconnecting',
+        ),
       onRetry: ({ attempt, delayMs }) =>
         this.logger.warn({ attempt, retry_in_ms: delayMs }, 'Redis connection error - retrying with backoff'),
       onRecovered: ({ downMs }) => {
@@ -715,7 +723,9 @@ export class Worker {
     // connected since (its handshake unanswered, or its calls sent again) gets the full time again. A
     // handshake still getting answers (a server loading its data answers LOADING until it is done) is
     // alive; a cluster client has no one socket to tell, and is left to its own retries then.
-    const watchdogMs = timeoutMs + WAIT_REPLY_GRACE_MS;
+    // The grace is replyTimeoutMs: a Redis paused for a failover (CLIENT PAUSE) or busy with a slow
+    // command answers late, not never.
+    const watchdogMs = timeoutMs + this.options.replyTimeoutMs;
     const sentAt = Date.now();
     let bytesRead = socketBytesRead(this.blocking);
     let watchdog: NodeJS.Timeout | undefined;

@@ -23,8 +23,9 @@ import {
   type CliResult,
   type SnapshotBuild,
 } from '../helpers/cli.js';
-import { freshPrefix, rawClient, testRedisUrl, waitFor } from '../helpers/context.js';
+import { freshPrefix, onCluster, rawClient, testRedisUrl, waitFor } from '../helpers/context.js';
 import { closeTestBed, openTestBed, runInProcess } from '../helpers/in-process.js';
+import { SilencingProxy } from '../helpers/proxy.js';
 import { RedisServer } from '../helpers/redis-server.js';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
@@ -282,6 +283,57 @@ describe('Redis connection failures exit 4', () => {
     const json = await enqueueCli(['echo', '--redis-url', 'redis://127.0.0.1:1', '--json']);
     expect(json.code).toBe(4);
     expect(JSON.parse(json.stdout)).toMatchObject({ error: { code: 'REDIS_UNAVAILABLE', exitCode: 4 } });
+  });
+
+  describe.skipIf(onCluster())('a Redis that stops answering without closing the connection', () => {
+    let proxy: SilencingProxy;
+    let proxyUrl: string;
+    beforeAll(async () => {
+      const upstream = new URL(testRedisUrl());
+      proxy = await SilencingProxy.start(upstream.hostname, Number(upstream.port));
+      proxyUrl = `redis://127.0.0.1:${proxy.port}`;
+    });
+    afterAll(() => proxy?.close());
+
+    it('never answering the handshake: exit 4 after 10 s, one line saying no reply came', async () => {
+      proxy.silenceNew('bananas-');
+      try {
+        const started = Date.now();
+        const result = await cli(
+          ['health', '--json', '--redis-url', proxyUrl, '--prefix', freshPrefix()],
+          {},
+          30_000,
+        );
+        expect(result.timedOut).toBe(false);
+        expect(Date.now() - started).toBeGreaterThanOrEqual(10_000);
+        expect(result.code).toBe(4);
+        expect(JSON.parse(result.stdout)).toMatchObject({
+          status: 'unreachable',
+          error: { code: 'REDIS_UNAVAILABLE', exitCode: 4 },
+        });
+        expect(oneErrorLine(result)).toBe(
+          `cannot reach Redis at ${proxyUrl}: no reply within 10 s (connection dropped)`,
+        );
+      } finally {
+        proxy.silenceNew(undefined);
+      }
+    }, 40_000);
+
+    it('going silent in the middle of a command: exit 4, one line saying no reply came', async () => {
+      const run = startCli(
+        build.bin,
+        ['queue', 'stats', '--watch', '1s', '--redis-url', proxyUrl, '--prefix', freshPrefix()],
+        { env: cleanEnv(), timeoutMs: 30_000 },
+      );
+      await run.waitForOutput(/high/i);
+      expect(proxy.silence('bananas-')).toBe(1);
+      const result = await run.done;
+      expect(result.timedOut).toBe(false);
+      expect(result.code).toBe(4);
+      expect(oneErrorLine(result)).toBe(
+        `cannot reach Redis at ${proxyUrl}: no reply within 10 s (connection dropped)`,
+      );
+    }, 40_000);
   });
 
   it('wrong password: exit 4, one line, and neither password appears anywhere', async () => {

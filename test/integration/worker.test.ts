@@ -596,6 +596,49 @@ describe('worker', () => {
     100_000,
   );
 
+  it.skipIf(onCluster())(
+    'reconnects its main connection when it goes silent with calls outstanding, and settles the job it ran once',
+    async () => {
+      const upstream = new URL(testRedisUrl());
+      const proxy = await SilencingProxy.start(upstream.hostname, Number(upstream.port));
+      try {
+        const { lines, destination } = captureLogs();
+        const runs: string[] = [];
+        const worker = startWorker(
+          { j: (job) => void runs.push(job.id) },
+          {
+            redisUrl: `redis://127.0.0.1:${proxy.port}`,
+            leaseMs: 60_000,
+            replyTimeoutMs: 1000,
+            logger: createLogger({ level: 'warn', destination }),
+          },
+        );
+        await waitFor(async () => (await redis.zcard(queue.keys.workers)) === 1, 5000, 'worker registration');
+        // The main connection (settlements, heartbeats, dequeues of a busy worker) now drops every byte
+        // without a reset; the waiting connection still works, so the job is taken and run, and its
+        // settlement goes out on the silent connection.
+        expect(proxy.silence('bananas-worker\r\n')).toBe(1);
+        const job = await queue.enqueue('j', null);
+
+        await completed(job.id, 'the job to be settled after the reconnect', 15_000);
+        expect(runs).toEqual([job.id]);
+        const warnings = lines.map((l) => String(l.msg));
+        expect(warnings).toContain('No reply from Redis - reconnecting');
+        expect(lines.find((l) => l.msg === 'No reply from Redis - reconnecting')).toMatchObject({
+          connection: 'bananas-worker',
+          waited_ms: 1000,
+        });
+        await worker.stop();
+        expect(await redis.llen(queue.keys.processing)).toBe(0);
+        expect(await redis.zcard(queue.keys.leases)).toBe(0);
+        expect(worker.stats().completed).toBe(1);
+      } finally {
+        await proxy.close();
+      }
+    },
+    30_000,
+  );
+
   it('stopped in the middle of a fast drain, leaves every job completed once or back in its queue', async () => {
     const total = 3000;
     for (let i = 0; i < total; i += 1000)

@@ -56,6 +56,10 @@ The handlers module exports functions named after job names (or a default object
       defaultHelp: async () => '30s',
       summary: 'Lease on a running job; renewed while it runs',
     }),
+    'reply-timeout': durationFlag({
+      defaultHelp: async () => 'half the lease, 5s to 10s',
+      summary: 'Reconnect a Redis connection that gives no reply for this long while calls are outstanding',
+    }),
     'shutdown-timeout': durationFlag({
       default: 30_000,
       defaultHelp: async () => '30s',
@@ -101,6 +105,8 @@ The handlers module exports functions named after job names (or a default object
       throw new UsageError(`--log-level: unknown level ${JSON.stringify(flags['log-level'])}`);
     if (flags.lease < 1000) throw new UsageError('--lease must be at least 1s');
     if (flags['job-timeout'] <= 0) throw new UsageError('--job-timeout must be more than 0');
+    if (flags['reply-timeout'] !== undefined && flags['reply-timeout'] < 1000)
+      throw new UsageError('--reply-timeout must be at least 1s');
     for (const ttl of ['completed-ttl', 'failed-ttl'] as const) {
       if (flags[ttl] < 1000) throw new UsageError(`--${ttl} must be at least 1s`);
     }
@@ -128,6 +134,7 @@ The handlers module exports functions named after job names (or a default object
       jobTypes: flags['job-types'],
       jobTimeoutMs: flags['job-timeout'],
       leaseMs: flags.lease,
+      replyTimeoutMs: flags['reply-timeout'],
       shutdownTimeoutMs: flags['shutdown-timeout'],
       pollIntervalMs: flags['poll-interval'],
       metricsIntervalMs: flags['metrics-interval'],
