@@ -241,6 +241,14 @@ export function createRedis(options: ConnectOptions): RedisClient {
   }
   redis.on('close', () => {
     failedSince ??= Date.now();
+    // ioredis 5 leaves the reply timer of a closed socket running: it would then go off on the next
+    // connection, healthy or not, and drop it (fixed in ioredis 6), and keep a closed client's process
+    // alive until then. A new one starts with the first call on the new socket.
+    if (!isCluster(redis)) {
+      const timed = redis as unknown as { socketTimeoutTimer?: NodeJS.Timeout };
+      clearTimeout(timed.socketTimeoutTimer);
+      timed.socketTimeoutTimer = undefined;
+    }
   });
   redis.on('ready', () => {
     if (failedSince !== undefined && attempt > 0) {
@@ -327,7 +335,8 @@ export async function connectOrThrow(redis: RedisClient, url: string = DEFAULT_R
  * timeout, a reset, …) as {@link toConnectionError} words it. Undefined for any other failure.
  */
 export function connectionLost(redis: RedisClient, err: unknown, url: string): BananasError | undefined {
-  if (!(err instanceof Error) || !/^Connection is closed/.test(err.message)) return undefined;
+  // A cluster client gives up with "Too many Cluster redirections. Last error: Error: Connection is closed."
+  if (!(err instanceof Error) || !/Connection is closed/.test(err.message)) return undefined;
   return toConnectionError(nodeErrors.get(redis) ?? rootCause(lastErrors.get(redis) ?? err), url);
 }
 

@@ -99,6 +99,14 @@ export class SilencingProxy {
     return matching.length;
   }
 
+  /** Closes every open connection (both sides see it closed) and keeps listening for new ones. */
+  dropAll(): void {
+    for (const relay of this.relays.splice(0)) {
+      relay.client.destroy();
+      relay.upstream.destroy();
+    }
+  }
+
   async close(): Promise<void> {
     for (const relay of this.relays) {
       relay.client.destroy();
