@@ -409,11 +409,13 @@ export class Worker {
       ...connection,
       connectionName: 'bananas-worker',
       replyTimeoutMs: this.options.replyTimeoutMs,
-      onReplyTimeout: () =>
+      onReplyTimeout: () => {
+        if (this.closed) return; // a stop's own disconnect
         this.logger.warn(
-          { connection: 'bananas-worker', waited_ms: this.options.replyTimeoutMs },
+          { connection: 'bananas-worker', reply_timeout_ms: this.options.replyTimeoutMs },
           'No reply from Redis - reconnecting',
-        ),
+        );
+      },
       onRetry: ({ attempt, delayMs }) =>
         this.logger.warn({ attempt, retry_in_ms: delayMs }, 'Redis connection error - retrying with backoff'),
       onRecovered: ({ downMs }) => {

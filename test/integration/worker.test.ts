@@ -59,6 +59,40 @@ function captureLogs(): { lines: Array<Record<string, unknown>>; destination: Wr
 }
 
 /** Waits until the result hash of job `id` says completed. */
+/**
+ * Runs `body` with a worker (handler `j` records the ids it runs; warnings captured; 60 s lease) that
+ * reaches Redis through a {@link SilencingProxy}, once the worker has registered; closes the proxy after.
+ */
+async function withProxiedWorker(
+  options: Partial<WorkerOptions>,
+  body: (bed: {
+    proxy: SilencingProxy;
+    worker: Worker;
+    lines: Array<Record<string, unknown>>;
+    runs: string[];
+  }) => Promise<void>,
+): Promise<void> {
+  const upstream = new URL(testRedisUrl());
+  const proxy = await SilencingProxy.start(upstream.hostname, Number(upstream.port));
+  try {
+    const { lines, destination } = captureLogs();
+    const runs: string[] = [];
+    const worker = startWorker(
+      { j: (job) => void runs.push(job.id) },
+      {
+        redisUrl: `redis://127.0.0.1:${proxy.port}`,
+        leaseMs: 60_000,
+        logger: createLogger({ level: 'warn', destination }),
+        ...options,
+      },
+    );
+    await waitFor(async () => (await redis.zcard(queue.keys.workers)) === 1, 5000, 'worker registration');
+    await body({ proxy, worker, lines, runs });
+  } finally {
+    await proxy.close();
+  }
+}
+
 function completed(id: string, what: string, timeoutMs = 5000): Promise<boolean> {
   return waitFor(
     async () => (await redis.hget(queue.keys.result(id), 'status')) === 'completed',
@@ -542,78 +576,51 @@ describe('worker', () => {
 
   it.skipIf(onCluster())(
     'reconnects a waiting connection that went silent (each time), then runs the job enqueued meanwhile and one leased to it unknowingly',
-    async () => {
-      const upstream = new URL(testRedisUrl());
-      const proxy = await SilencingProxy.start(upstream.hostname, Number(upstream.port));
-      try {
-        const { lines, destination } = captureLogs();
-        const runs: string[] = [];
-        const worker = startWorker(
-          { j: (job) => void runs.push(job.id) },
-          {
-            redisUrl: `redis://127.0.0.1:${proxy.port}`,
-            pollIntervalMs: 500,
-            leaseMs: 60_000,
-            logger: createLogger({ level: 'warn', destination }),
-          },
-        );
-        await waitFor(async () => (await redis.zcard(queue.keys.workers)) === 1, 5000, 'worker registration');
-        await new Promise((r) => setTimeout(r, 200)); // the worker is now blocked waiting for work
-        expect(proxy.silence('bananas-worker-wait')).toBe(1);
-        await takeWithReplyLost('lost-in-silence', worker.id);
-        const job = await queue.enqueue('j', null);
+    () =>
+      withProxiedWorker(
+        { pollIntervalMs: 500, replyTimeoutMs: 2000 },
+        async ({ proxy, worker, lines, runs }) => {
+          await new Promise((r) => setTimeout(r, 200)); // the worker is now blocked waiting for work
+          expect(proxy.silence('bananas-worker-wait')).toBe(1);
+          await takeWithReplyLost('lost-in-silence', worker.id);
+          const job = await queue.enqueue('j', null);
 
-        // The watchdog fires 10 s after the wait should have ended; the job under a 60 s lease runs long before it expires.
-        await completed(job.id, 'the enqueued job to run after the reconnect', 20_000);
-        await completed('lost-in-silence', 'the unknowingly leased job to run after the reconnect', 5_000);
-        expect(runs.sort()).toEqual([job.id, 'lost-in-silence'].sort());
-        const messages = lines.map((l) => String(l.msg));
-        expect(messages).toContain('No reply while waiting for work - reconnecting the waiting connection');
-        expect(messages).toContain(
-          'Jobs taken in a dequeue whose reply was lost were returned to their queue',
-        );
-
-        // Silent again, and so is the handshake of the connection that replaces it: the watchdog keeps
-        // watching, also a connection that connected but never became ready.
-        await new Promise((r) => setTimeout(r, 300));
-        proxy.silenceNew('bananas-worker-wait');
-        expect(proxy.silence('bananas-worker-wait')).toBe(1);
-        const second = await queue.enqueue('j', null);
-        const reconnects = () =>
-          lines.filter(
-            (l) => l.msg === 'No reply while waiting for work - reconnecting the waiting connection',
+          // The watchdog fires 2 s (replyTimeoutMs) after the wait should have ended; the job under a 60 s
+          // lease runs long before it expires.
+          await completed(job.id, 'the enqueued job to run after the reconnect', 20_000);
+          await completed('lost-in-silence', 'the unknowingly leased job to run after the reconnect', 5_000);
+          expect(runs.sort()).toEqual([job.id, 'lost-in-silence'].sort());
+          const messages = lines.map((l) => String(l.msg));
+          expect(messages).toContain('No reply while waiting for work - reconnecting the waiting connection');
+          expect(messages).toContain(
+            'Jobs taken in a dequeue whose reply was lost were returned to their queue',
           );
-        await waitFor(() => reconnects().length === 3, 40_000, 'two more reconnects');
-        proxy.silenceNew(undefined);
-        await completed(second.id, 'a job enqueued during the second silence', 30_000);
-        await worker.stop();
-        expect(await redis.llen(queue.keys.processing)).toBe(0);
-        expect(await redis.zcard(queue.keys.leases)).toBe(0);
-      } finally {
-        await proxy.close();
-      }
-    },
+
+          // Silent again, and so is the handshake of the connection that replaces it: the watchdog keeps
+          // watching, also a connection that connected but never became ready.
+          await new Promise((r) => setTimeout(r, 300));
+          proxy.silenceNew('bananas-worker-wait');
+          expect(proxy.silence('bananas-worker-wait')).toBe(1);
+          const second = await queue.enqueue('j', null);
+          const reconnects = () =>
+            lines.filter(
+              (l) => l.msg === 'No reply while waiting for work - reconnecting the waiting connection',
+            );
+          await waitFor(() => reconnects().length === 3, 40_000, 'two more reconnects');
+          proxy.silenceNew(undefined);
+          await completed(second.id, 'a job enqueued during the second silence', 30_000);
+          await worker.stop();
+          expect(await redis.llen(queue.keys.processing)).toBe(0);
+          expect(await redis.zcard(queue.keys.leases)).toBe(0);
+        },
+      ),
     100_000,
   );
 
   it.skipIf(onCluster())(
     'reconnects its main connection when it goes silent with calls outstanding, and settles the job it ran once',
-    async () => {
-      const upstream = new URL(testRedisUrl());
-      const proxy = await SilencingProxy.start(upstream.hostname, Number(upstream.port));
-      try {
-        const { lines, destination } = captureLogs();
-        const runs: string[] = [];
-        const worker = startWorker(
-          { j: (job) => void runs.push(job.id) },
-          {
-            redisUrl: `redis://127.0.0.1:${proxy.port}`,
-            leaseMs: 60_000,
-            replyTimeoutMs: 1000,
-            logger: createLogger({ level: 'warn', destination }),
-          },
-        );
-        await waitFor(async () => (await redis.zcard(queue.keys.workers)) === 1, 5000, 'worker registration');
+    () =>
+      withProxiedWorker({ replyTimeoutMs: 1000 }, async ({ proxy, worker, lines, runs }) => {
         // The main connection (settlements, heartbeats, dequeues of a busy worker) now drops every byte
         // without a reset; the waiting connection still works, so the job is taken and run, and its
         // settlement goes out on the silent connection.
@@ -626,16 +633,13 @@ describe('worker', () => {
         expect(warnings).toContain('No reply from Redis - reconnecting');
         expect(lines.find((l) => l.msg === 'No reply from Redis - reconnecting')).toMatchObject({
           connection: 'bananas-worker',
-          waited_ms: 1000,
+          reply_timeout_ms: 1000,
         });
         await worker.stop();
         expect(await redis.llen(queue.keys.processing)).toBe(0);
         expect(await redis.zcard(queue.keys.leases)).toBe(0);
         expect(worker.stats().completed).toBe(1);
-      } finally {
-        await proxy.close();
-      }
-    },
+      }),
     30_000,
   );
 
