@@ -388,7 +388,7 @@ describe('reads keep working where Redis still answers them', () => {
     expect([remove.code, remove.stderr]).toEqual([0, '']);
     expect(await redis.lrange(keys.queue('normal'), 0, -1)).toEqual(['dead-1']);
     expect(await redis.exists(keys.job('ready-1'), keys.dead)).toBe(0);
-  });
+  }, 60_000); // two CLI processes: on a loaded machine each can take over 10 s to start
 
   it('CLIENT PAUSE WRITE: a write waits for the pause to end, then succeeds', async () => {
     const keys = await seed(freshPrefix());
