@@ -286,6 +286,27 @@ describe('enqueue', () => {
     expect(await keysUnder(raw, prefix)).toEqual([]);
   });
 
+  it('a large enqueueBatch (calls of 200 jobs, encoded as bytes) stores every document byte for byte and refuses a duplicate in the middle', async () => {
+    await queue.enqueue('old', { v: 0 }, { id: 'dup-in-chunk-2' });
+    const text = `${'é'.repeat(300)} ✓ 🍌 "quoted" \\ ${'x'.repeat(700)}`;
+    const requests = Array.from({ length: 450 }, (_, i) => ({
+      name: 'big',
+      id: i === 321 ? 'dup-in-chunk-2' : `big-${i}`,
+      payload: { i, text },
+      ...(i === 449 ? { delayMs: 60_000 } : {}),
+    }));
+    const { enqueued, duplicates } = await queue.enqueueBatch(requests);
+    expect(duplicates).toEqual(['dup-in-chunk-2']);
+    expect(enqueued).toHaveLength(449);
+    for (const job of enqueued) expect(await raw.get(k(`job:${job.id}`))).toBe(encodeJob(job));
+    expect(decoded(await raw.get(k('job:big-7'))).payload).toEqual(JSON.stringify({ i: 7, text }));
+    expect(decoded(await raw.get(k('job:dup-in-chunk-2'))).name).toBe('old');
+    const ready = await list(k('queue:normal'));
+    expect(ready).toHaveLength(449); // the earlier job and 448 new ones; the delayed one is scheduled
+    expect(ready.slice(-3)).toEqual(['big-1', 'big-0', 'dup-in-chunk-2']); // oldest at the right
+    expect(await raw.zrange(k('queue:scheduled'), 0, -1)).toEqual(['big-449']);
+  });
+
   it('enqueueBatch with a duplicate in the middle enqueues the others', async () => {
     await queue.enqueue('old', { v: 0 }, { id: 'dup' });
     const docBefore = await raw.get(k('job:dup'));
