@@ -139,8 +139,11 @@ export const DEFAULT_LOOKAHEAD = 100;
 /** Most jobs per enqueue script call (a larger batch is sent as several calls, back to back). */
 export const ENQUEUE_CHUNK = 200;
 const MAX_ID_LENGTH = 256;
-/** Document bytes from which an enqueue call is encoded into one Buffer instead of an ioredis string. */
-const PREPARE_FROM_BYTES = 32 * 1024;
+/**
+ * Document text (in UTF-16 units: at most its bytes) from which an enqueue call is encoded into one
+ * Buffer instead of an ioredis string.
+ */
+export const PREPARE_FROM_CHARS = 32 * 1024;
 
 export function secondsScore(date: Date): string {
   return String(date.getTime() / 1000);
@@ -198,7 +201,7 @@ export class Queue {
       // the CPU per job of a bulk enqueue, much of it collecting those strings. A small one (a single
       // job) costs less as ioredis' string.
       calls.push(
-        size >= PREPARE_FROM_BYTES
+        size >= PREPARE_FROM_CHARS
           ? runPrepared<number[]>(this.redis, prepareScript('enqueue', [this.keys.scheduled], args))
           : runScript<number[]>(this.redis, 'enqueue', [this.keys.scheduled], args),
       );

@@ -8,6 +8,7 @@ import { decodeJob, encodeJob, type Job } from '../../src/core/codec.js';
 import { DuplicateJobError, UsageError } from '../../src/core/errors.js';
 import { normalizePriority, normalizeRoutingKey, PRIORITIES, type Priority } from '../../src/core/keys.js';
 import {
+  PREPARE_FROM_CHARS,
   Queue,
   secondsScore,
   type DequeuedEntry,
@@ -295,9 +296,12 @@ describe('enqueue', () => {
       payload: { i, text },
       ...(i === 449 ? { delayMs: 60_000 } : {}),
     }));
-    const { enqueued, duplicates } = await queue.enqueueBatch(requests);
+    // On a connection of its own, the first call goes out as EVAL with the encoded arguments.
+    const { enqueued, duplicates } = await new Queue(client(), { prefix }).enqueueBatch(requests);
     expect(duplicates).toEqual(['dup-in-chunk-2']);
     expect(enqueued).toHaveLength(449);
+    // Each call (200, 200 and 50 jobs) has enough document text to be sent as encoded bytes.
+    expect(encodeJob(enqueued[0]!).length * 50).toBeGreaterThan(PREPARE_FROM_CHARS);
     for (const job of enqueued) expect(await raw.get(k(`job:${job.id}`))).toBe(encodeJob(job));
     expect(decoded(await raw.get(k('job:big-7'))).payload).toEqual(JSON.stringify({ i: 7, text }));
     expect(decoded(await raw.get(k('job:dup-in-chunk-2'))).name).toBe('old');
