@@ -343,9 +343,24 @@ export function routeOfDocument(stored: Buffer | null): { priority: Priority; ro
   return { priority: normalizePriority(doc.priority), route: routeOf(doc.routing_key) };
 }
 
-/** Returns `text` trimmed if it is one JSON value; throws a SyntaxError saying why otherwise. */
+/** A UTF-16 surrogate without its other half: no UTF-8 byte sequence stands for it. */
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+
+/**
+ * Returns `text` trimmed if it is one JSON value; throws a SyntaxError saying why otherwise. Text with a
+ * lone surrogate is refused too: JSON.parse accepts one inside a string, but it cannot be stored as
+ * UTF-8 (Redis would get U+FFFD instead, and the payload would not be the one given). Its escaped form
+ * (`\ud800`) is plain JSON and is kept.
+ */
 export function assertJsonText(text: string): string {
   JSON.parse(text);
+  const lone = LONE_SURROGATE.exec(text);
+  if (lone) {
+    const code = lone[0].charCodeAt(0).toString(16).toUpperCase();
+    throw new SyntaxError(
+      `unpaired UTF-16 surrogate U+${code} at position ${lone.index}: not storable as UTF-8`,
+    );
+  }
   return text.trim();
 }
 

@@ -718,6 +718,13 @@ describe('assertJsonText', () => {
     expect(assertJsonText('12345678901234567890123')).toBe('12345678901234567890123');
     expect(() => assertJsonText('{a:1}')).toThrow(SyntaxError);
     expect(() => assertJsonText('')).toThrow(SyntaxError);
+    // A raw lone surrogate cannot be stored as UTF-8; its escape, and a proper pair, can.
+    expect(() => assertJsonText('{"s":"a\ud800b"}')).toThrow(
+      /unpaired UTF-16 surrogate U\+D800 at position 7/,
+    );
+    expect(() => assertJsonText('"\udc00"')).toThrow(/U\+DC00 at position 1/);
+    expect(assertJsonText('{"s":"\\ud800"}')).toBe('{"s":"\\ud800"}');
+    expect(assertJsonText('"🍌"')).toBe('"🍌"');
   });
 });
 
