@@ -18,30 +18,38 @@ afterEach(async () => {
   proxy = undefined;
 });
 
+/**
+ * A resilient client with this reply timeout, through a new proxy in front of the test Redis; `timeouts`
+ * records when it reported a reply timeout.
+ */
+async function proxiedClient(replyTimeoutMs: number): Promise<{ redis: RedisClient; timeouts: number[] }> {
+  const upstream = new URL(testRedisUrl());
+  proxy = await SilencingProxy.start(upstream.hostname, Number(upstream.port));
+  const timeouts: number[] = [];
+  client = createRedis({
+    url: `redis://127.0.0.1:${proxy.port}`,
+    mode: 'resilient',
+    connectionName: 'bananas-reply-timeout-test',
+    replyTimeoutMs,
+    onReplyTimeout: () => timeouts.push(Date.now()),
+  });
+  return { redis: client, timeouts };
+}
+
 describe.skipIf(onCluster())('reply timeout', () => {
   it('a connection closed with a call outstanding is made again, and the old timer does not drop the new one', async () => {
-    const upstream = new URL(testRedisUrl());
-    proxy = await SilencingProxy.start(upstream.hostname, Number(upstream.port));
-    const timeouts: number[] = [];
+    const { redis, timeouts } = await proxiedClient(4000);
     let closes = 0;
-    const redis = createRedis({
-      url: `redis://127.0.0.1:${proxy.port}`,
-      mode: 'resilient',
-      connectionName: 'bananas-reply-timeout-test',
-      replyTimeoutMs: 4000,
-      onReplyTimeout: () => timeouts.push(Date.now()),
-    });
-    client = redis;
     redis.on('close', () => closes++);
     expect(await redis.ping()).toBe('PONG');
 
     // A call goes out and stays unanswered (its reply timer runs), then the connection is closed under it.
-    proxy.hold();
+    proxy!.hold();
     const sentAt = Date.now();
     const pending = redis.ping('after the reset');
     await new Promise((r) => setTimeout(r, 200));
-    proxy.dropAll();
-    proxy.release();
+    proxy!.dropAll();
+    proxy!.release();
 
     // ioredis connects again after 2 s and sends the call again; the new connection answers it.
     expect(await pending).toBe('after the reset');
@@ -55,19 +63,9 @@ describe.skipIf(onCluster())('reply timeout', () => {
   });
 
   it('a connection that goes silent with a call outstanding is dropped after the timeout and the call answered on the next', async () => {
-    const upstream = new URL(testRedisUrl());
-    proxy = await SilencingProxy.start(upstream.hostname, Number(upstream.port));
-    const timeouts: number[] = [];
-    const redis = createRedis({
-      url: `redis://127.0.0.1:${proxy.port}`,
-      mode: 'resilient',
-      connectionName: 'bananas-reply-timeout-test',
-      replyTimeoutMs: 1000,
-      onReplyTimeout: () => timeouts.push(Date.now()),
-    });
-    client = redis;
+    const { redis, timeouts } = await proxiedClient(1000);
     expect(await redis.ping()).toBe('PONG');
-    expect(proxy.silence('bananas-reply-timeout-test')).toBe(1);
+    expect(proxy!.silence('bananas-reply-timeout-test')).toBe(1);
     const sentAt = Date.now();
     expect(await redis.ping('resent')).toBe('resent');
     expect(timeouts).toHaveLength(1);
