@@ -88,6 +88,9 @@ export interface ConnectOptions extends ConnectionEvents {
  */
 export const FAIL_FAST_REPLY_TIMEOUT_MS = 10_000;
 
+/** The error with which ioredis destroys a socket that went without a reply for `socketTimeout` ms. */
+const REPLY_TIMEOUT_ERROR = /^Socket timeout\. Expecting data, but didn't receive any in (\d+)ms/;
+
 /** TLS settings as given on the command line: PEM file paths and the no-verification switch. */
 export interface TlsFiles {
   /** CA certificate(s) that sign the server's certificate (PEM). */
@@ -135,7 +138,7 @@ export function toConnectionError(err: unknown, url: string): BananasError {
   if (err instanceof BananasError) return err;
   const where = redactUrl(url);
   let message = redactSecrets(errorMessage(err), secretsOf(url));
-  const silent = /^Socket timeout\. Expecting data, but didn't receive any in (\d+)ms/.exec(message);
+  const silent = REPLY_TIMEOUT_ERROR.exec(message);
   if (silent) message = `no reply within ${Number(silent[1]) / 1000} s (connection dropped)`;
   if (isAuthError(message)) {
     return new RedisAuthError(`Redis at ${where} refused the credentials: ${message}`);
@@ -222,8 +225,7 @@ export function createRedis(options: ConnectOptions): RedisClient {
       ...options.redisOptions,
     });
   }
-  // ioredis destroys a socket that went without a reply for `socketTimeout` with this error.
-  const isReplyTimeout = (err: Error): boolean => err.message.startsWith('Socket timeout');
+  const isReplyTimeout = (err: Error): boolean => REPLY_TIMEOUT_ERROR.test(err.message);
   redis.on('error', (err: Error) => {
     // Errors surface through commands and the retry strategy; an unhandled 'error' event would crash.
     // The last one is kept: a failed connect() only says "Connection is closed".
