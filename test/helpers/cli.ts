@@ -14,6 +14,13 @@ import { escapeGlob } from '../../src/core/keys.js';
 
 export const PROJECT_ROOT = fileURLToPath(new URL('../../', import.meta.url));
 
+/**
+ * How long a CLI process may run before it is killed (reported as timedOut), unless a test says otherwise:
+ * a command that works exits in a second or two, but a loaded machine running two test files at once
+ * has taken 15 s to start one. It stays under the 30 s test timeout, so a hang is reported as one.
+ */
+export const CLI_TIME_LIMIT_MS = 25_000;
+
 function buildIsComplete(root: string): boolean {
   // scripts/build.mjs removes dist/, runs tsc, then copies the Lua scripts last.
   return [
@@ -130,7 +137,7 @@ export function startCli(bin: string, args: string[], options: RunOptions = {}):
   const timer = setTimeout(() => {
     timedOut = true;
     child.kill('SIGKILL');
-  }, options.timeoutMs ?? 15_000);
+  }, options.timeoutMs ?? CLI_TIME_LIMIT_MS);
   const done = new Promise<CliResult>((resolve, reject) => {
     child.on('error', (err) => {
       clearTimeout(timer);
@@ -141,7 +148,7 @@ export function startCli(bin: string, args: string[], options: RunOptions = {}):
       resolve({ code, signal, stdout, stderr, timedOut });
     });
   });
-  const waitForOutput = (text: string | RegExp, timeoutMs = 15_000) =>
+  const waitForOutput = (text: string | RegExp, timeoutMs = CLI_TIME_LIMIT_MS) =>
     new Promise<void>((resolve, reject) => {
       const matches = () => (typeof text === 'string' ? combined.includes(text) : text.test(combined));
       if (matches()) return resolve();

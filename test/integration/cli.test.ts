@@ -14,6 +14,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import JobEnqueue from '../../src/commands/job/enqueue.js';
 import { escapeGlob } from '../../src/core/keys.js';
 import {
+  CLI_TIME_LIMIT_MS,
   cleanEnv,
   keysUnder,
   oneErrorLine,
@@ -44,7 +45,12 @@ beforeAll(async () => {
 afterAll(() => closeTestBed({ build, redis, scratch }));
 
 /** The built CLI with REDIS_URL pointing at the test Redis (unless `env` says otherwise). */
-function cli(args: string[], env: Record<string, string | undefined> = {}, timeoutMs = 15_000, cwd?: string) {
+function cli(
+  args: string[],
+  env: Record<string, string | undefined> = {},
+  timeoutMs = CLI_TIME_LIMIT_MS,
+  cwd?: string,
+) {
   return runCli(build.bin, args, { env: cleanEnv({ REDIS_URL: testRedisUrl(), ...env }), timeoutMs, cwd });
 }
 
@@ -515,7 +521,7 @@ describe('demo', () => {
       symlinkSync(process.execPath, join(bin, 'node'));
       const result = await runCli(build.bin, ['demo'], {
         env: cleanEnv({ REDIS_URL: undefined, PATH: bin }),
-        timeoutMs: 15_000,
+        timeoutMs: CLI_TIME_LIMIT_MS,
       });
       expect(result.timedOut).toBe(false);
       expect(result.code).toBe(4);
