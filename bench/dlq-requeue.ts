@@ -15,7 +15,7 @@ import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
 import { Keys } from '../src/core/keys.js';
 import { LocalRedisServer } from '../src/core/local-redis.js';
-import { cpuModel, redisCpuSeconds, runMeasured } from './machine.js';
+import { cpuModel, machineInfo, mibToMb, redisCpuSeconds, runMeasured } from './machine.js';
 
 const ROOT = fileURLToPath(new URL('../', import.meta.url));
 const PREFIX = 'bench:';
@@ -131,13 +131,28 @@ async function main(): Promise<void> {
       `wall time      ${seconds.toFixed(2)} s  (target ≤ ${TARGET_SECONDS} s)  ${seconds <= TARGET_SECONDS ? 'OK' : 'OVER'}`,
     );
     console.log(`CPU time       Redis ${redisCpu.toFixed(1)} s, the CLI ${cpuSeconds.toFixed(1)} s`);
+    const peakMb = mibToMb(peak);
     console.log(
       peak > 0
-        ? `peak RSS       ${peak.toFixed(0)} MB  (target ≤ ${TARGET_MB} MB)  ${peak <= TARGET_MB ? 'OK' : 'OVER'}`
+        ? `peak RSS       ${peak.toFixed(0)} MiB = ${peakMb.toFixed(0)} MB  (target ≤ ${TARGET_MB} MB)  ${peakMb <= TARGET_MB ? 'OK' : 'OVER'}`
         : 'peak RSS       not measured (no /proc/<pid>/status on this system)',
     );
     console.log(
       `machine        ${cpuModel()}, ${cpus().length} cores, Node ${process.version}, Redis ${redisVersion}, load average ${load} at start`,
+    );
+    // One line for programs (npm run bench reads it).
+    console.log(
+      JSON.stringify({
+        benchmark: 'dlq-requeue',
+        jobs: JOBS,
+        wall_seconds: Number(seconds.toFixed(2)),
+        peak_rss_mib: Math.round(peak),
+        peak_rss_mb: Math.round(peakMb),
+        cpu_seconds: { redis: Number(redisCpu.toFixed(2)), cli: Number(cpuSeconds.toFixed(2)) },
+        all_moved_once: ok,
+        targets: { wall_seconds: TARGET_SECONDS, peak_rss_mb: TARGET_MB },
+        machine: machineInfo(),
+      }),
     );
     if (!ok) process.exitCode = 1;
   } finally {

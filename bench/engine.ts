@@ -7,18 +7,28 @@
  *   BENCH_ONLY=process50,latency BENCH_REPS=5 npm run bench
  *
  * Scenarios: enqueue, bulk, process1, process50, process200, latency, idle, memory, fleet (1, 2 and 4
- * worker processes on one Redis). Worker processes run the built engine (built here first).
+ * worker processes on one Redis), and operator (bananas only, once: bench/dlq-requeue.ts and
+ * bench/scan-corrupt.ts over 1,000,000 jobs, each on a redis-server of its own). Worker processes run the
+ * built engine (built here first). The output ends with the targets this run measured, met or not.
  *
  * BullMQ runs with its defaults; the only settings given are the ones both engines need to do the same
  * work (connection, concurrency, the job priority for the high-priority latency test).
  */
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { Queue as BullQueue } from 'bullmq';
 import { Redis } from 'ioredis';
 import { LocalRedisServer } from '../src/core/local-redis.js';
 import { Queue } from '../src/core/queue.js';
-import { machineInfo, median, percentile, preciseNowMs, printMachine, redisCpuSeconds } from './machine.js';
+import {
+  machineInfo,
+  median,
+  mibToMb,
+  percentile,
+  preciseNowMs,
+  printMachine,
+  redisCpuSeconds,
+} from './machine.js';
 
 type Engine = 'bananas' | 'bullmq';
 const ENGINES: Engine[] = ['bananas', 'bullmq'];
@@ -281,6 +291,68 @@ printMachine(info);
 console.log(
   `BullMQ: defaults; bananas: defaults. Redis: private redis-server, persistence off. ${REPS} runs each, alternating.`,
 );
+/** One operator-scale benchmark's figures, from the JSON line its script prints last. */
+interface OperatorRun {
+  label: string;
+  wallSeconds: number;
+  peakMib: number;
+  /** The script's own check: every job moved once / every seeded problem found. */
+  correct: boolean;
+  targetSeconds: number;
+  targetMb: number;
+}
+
+/**
+ * Operator scale, bananas only (BullMQ has no such commands): `dlq requeue --all` and `scan corrupt`
+ * run once each by their own scripts (1,000,000 jobs; 100,000 with BENCH_QUICK), as the CLI runs in
+ * production: a child process against a redis-server of its own, seeded first.
+ */
+function operatorScale(): OperatorRun[] {
+  const jobs = QUICK ? 100_000 : 1_000_000;
+  const count = jobs.toLocaleString('en-US');
+  const runs = [
+    {
+      label: `dlq requeue --all over ${count} dead jobs`,
+      args: ['bench/dlq-requeue.ts', '--jobs', String(jobs)],
+      correct: 'all_moved_once',
+    },
+    {
+      label: `scan corrupt over ${count} documents`,
+      args: ['bench/scan-corrupt.ts'],
+      correct: 'all_seeded_problems_found',
+    },
+  ];
+  return runs.map(({ label, args, correct }) => {
+    console.error(`  ${label} ...`);
+    const child = spawnSync(process.execPath, ['--import', 'tsx', ...args], {
+      env: { ...process.env, BENCH_DOCS: String(jobs) },
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'inherit'],
+      maxBuffer: 64 * 2 ** 20,
+    });
+    const line = child.stdout.split('\n').find((l) => l.startsWith('{"benchmark"'));
+    if (!line)
+      throw new Error(`${args[0]} exited ${child.status} without its figures:\n${child.stdout.slice(-2000)}`);
+    const figures = JSON.parse(line) as Record<string, unknown> & {
+      wall_seconds: number;
+      peak_rss_mib: number;
+      targets: { wall_seconds: number; peak_rss_mb: number };
+    };
+    const run: OperatorRun = {
+      label,
+      wallSeconds: figures.wall_seconds,
+      peakMib: figures.peak_rss_mib,
+      correct: figures[correct] === true,
+      targetSeconds: figures.targets.wall_seconds,
+      targetMb: figures.targets.peak_rss_mb,
+    };
+    console.error(
+      `  ${label}: ${run.wallSeconds} s, peak RSS ${run.peakMib} MiB${run.correct ? '' : ', CHECK FAILED'}`,
+    );
+    return run;
+  });
+}
+
 const allScenarios: Record<string, (engine: Engine) => Promise<void>> = {
   enqueue: enqueueOneByOne,
   bulk,
@@ -303,6 +375,7 @@ for (const scenario of scenarios) {
     for (const engine of order) await scenario(engine);
   }
 }
+const operator = !only || only.includes('operator') ? operatorScale() : [];
 
 console.log('');
 console.log(`${'scenario'.padEnd(56)} ${'bananas'.padStart(12)} ${'BullMQ'.padStart(12)}  ratio`);
@@ -345,11 +418,102 @@ if (fleetRows.every((r) => r !== undefined)) {
     };
   });
 }
+if (operator.length > 0) {
+  console.log(
+    '\noperator scale (the bananas CLI as a child process, once each; BullMQ has no such commands)',
+  );
+  for (const run of operator) {
+    console.log(
+      `${run.label.padEnd(48)} ${run.wallSeconds.toFixed(1).padStart(6)} s  peak RSS ${run.peakMib.toFixed(0).padStart(4)} MiB = ${mibToMb(run.peakMib).toFixed(0)} MB  ${run.correct ? 'result checked' : 'RESULT CHECK FAILED'}`,
+    );
+  }
+}
+
+// The issue's targets, judged on this run's medians (a quick run's sizes are too small to judge).
+interface Target {
+  target: string;
+  measured: string;
+  met: boolean;
+}
+const targets: Target[] = [];
+const medianOf = (scenario: string, engine: Engine): number | undefined => {
+  const row = rows.find((r) => r.scenario === scenario);
+  return row && row[engine].length > 0 ? median(row[engine]) : undefined;
+};
+const ratioTarget = (target: string, scenario: string, want: number): void => {
+  const b = medianOf(scenario, 'bananas');
+  const q = medianOf(scenario, 'bullmq');
+  if (b === undefined || q === undefined) return;
+  targets.push({ target, measured: `${(b / q).toFixed(2)}×`, met: b / q >= want });
+};
+const atMost = (
+  target: string,
+  scenario: string,
+  limit: number,
+  unit: string,
+  toUnit = (v: number) => v,
+): void => {
+  const b = medianOf(scenario, 'bananas');
+  if (b === undefined) return;
+  targets.push({ target, measured: `${toUnit(b).toFixed(1)} ${unit}`, met: toUnit(b) <= limit });
+};
+ratioTarget(
+  'processing at concurrency 50: ≥ 3× BullMQ',
+  `process ${N_PROCESS.toLocaleString('en-US')} no-op jobs, concurrency 50`,
+  3,
+);
+ratioTarget(
+  'bulk enqueue: ≥ 3× addBulk',
+  `bulk enqueue ${N_BULK.toLocaleString('en-US')} (batches of 1,000), 1 KB`,
+  3,
+);
+atMost(
+  'idle worker, high job arrives: start p99 ≤ 5 ms',
+  'idle worker, high job arrives: start p99',
+  5,
+  'ms',
+);
+atMost('steady 2,000 jobs/s: start p99 ≤ 10 ms', 'steady 2,000 jobs/s: enqueue→start p99', 10, 'ms');
+atMost('worker RSS at concurrency 200 ≤ 150 MB', 'worker peak RSS, concurrency 200', 150, 'MB', mibToMb);
+for (const run of operator) {
+  const mb = mibToMb(run.peakMib);
+  targets.push({
+    target: `${run.label}: ≤ ${run.targetSeconds} s, CLI RSS ≤ ${run.targetMb} MB`,
+    measured: `${run.wallSeconds.toFixed(1)} s, ${mb.toFixed(0)} MB`,
+    met: run.correct && run.wallSeconds <= run.targetSeconds && mb <= run.targetMb,
+  });
+}
+if (targets.length > 0 && !QUICK) {
+  console.log('\ntargets (medians of this run)');
+  for (const t of targets) {
+    console.log(`${t.target.padEnd(76)} ${t.measured.padStart(16)}  ${t.met ? 'met' : 'NOT MET'}`);
+  }
+}
+
 mkdirSync('bench/results', { recursive: true });
 const file = `bench/results/engine-${new Date().toISOString().replace(/[:.]/g, '-')}.json`;
+const operatorJson = operator.map((run) => ({
+  benchmark: run.label,
+  wall_seconds: run.wallSeconds,
+  peak_rss_mib: run.peakMib,
+  peak_rss_mb: Math.round(mibToMb(run.peakMib)),
+  result_checked: run.correct,
+}));
 writeFileSync(
   file,
-  `${JSON.stringify({ machine: info, quick: QUICK, reps: REPS, summary, fleet: fleetTable }, null, 2)}\n`,
+  `${JSON.stringify(
+    {
+      machine: info,
+      quick: QUICK,
+      reps: REPS,
+      summary,
+      fleet: fleetTable,
+      operator: operatorJson,
+      targets: QUICK ? undefined : targets,
+    },
+    null,
+    2,
+  )}\n`,
 );
 console.log(`\nresults: ${file} (advantage = how many times better bananas is; < 1 means worse)`);
 redis.disconnect();
