@@ -429,7 +429,7 @@ if (operator.length > 0) {
   }
 }
 
-// The targets, judged on this run's medians (a quick run's sizes are too small to judge).
+// The targets of docs/performance.md, judged on this run's medians (a quick run's sizes are too small to judge).
 interface Target {
   target: string;
   measured: string;
