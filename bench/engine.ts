@@ -131,6 +131,8 @@ interface ChildResult {
   done_at: number;
   delays: number[];
   rss_mib?: number;
+  /** V8's young generation (both semi-spaces) when the drain ended. */
+  young_generation_mib?: number;
 }
 
 /** CPU time Redis has used so far (user + system), in ms. */
@@ -198,6 +200,8 @@ async function processQueued(engine: Engine, concurrency: number): Promise<void>
     record(`${label}: worker CPU per job`, 'µs', engine, (1000 * result.cpu_ms) / n, false);
   if (concurrency === 200 && result.rss_mib)
     record('worker peak RSS, concurrency 200', 'MiB', engine, result.rss_mib, false);
+  if (concurrency === 200 && result.young_generation_mib)
+    record('… its V8 young generation', 'MiB', engine, result.young_generation_mib, false);
 }
 
 const FLEET = [1, 2, 4];
@@ -289,7 +293,7 @@ async function bulk(engine: Engine): Promise<void> {
 const info = machineInfo();
 printMachine(info);
 console.log(
-  `BullMQ: defaults; bananas: defaults. Redis: private redis-server, persistence off. ${REPS} runs each, alternating.`,
+  `BullMQ: defaults; bananas: defaults (its worker process caps V8's young generation at 16 MiB, as \`bananas worker start\` does). Redis: private redis-server, persistence off. ${REPS} runs each, alternating.`,
 );
 /** One operator-scale benchmark's figures, from the JSON line its script prints last. */
 interface OperatorRun {

@@ -6,6 +6,7 @@
  * Prints {"ready":true} once the worker runs, and one JSON line with the figures when done.
  */
 import { performance } from 'node:perf_hooks';
+import v8 from 'node:v8';
 import { Redis } from 'ioredis';
 import { peakRssMiB, preciseNowMs } from './machine.js';
 
@@ -59,6 +60,9 @@ async function waitAndReport(
     done_at: doneAt,
     delays,
     rss_mib: peakRssMiB(process.pid),
+    young_generation_mib:
+      (v8.getHeapSpaceStatistics().find((space) => space.space_name === 'new_space')?.space_size ?? 0) /
+      2 ** 20,
     elu: performance.eventLoopUtilization(eluAtStart).utilization,
   };
   process.stdout.write(`${JSON.stringify(report)}\n`);
@@ -83,6 +87,11 @@ if (engine === 'bananas') {
   // The built engine (dist/, what `bananas worker start` runs; bench/engine.ts builds it first), as BullMQ
   // runs from its built package. The path is computed so that type checking does not need dist/.
   const dist = '../dist/core/';
+  // As `bananas worker start` does (bin/run.js): V8's young generation capped at 16 MiB.
+  const { capYoungGeneration } = (await import(
+    `${dist}../cli/young-generation.js`
+  )) as typeof import('../src/cli/young-generation.js');
+  capYoungGeneration();
   const { createLogger } = (await import(`${dist}logger.js`)) as typeof import('../src/core/logger.js');
   const { Keys } = (await import(`${dist}keys.js`)) as typeof import('../src/core/keys.js');
   const { Worker } = (await import(`${dist}worker.js`)) as typeof import('../src/core/worker.js');

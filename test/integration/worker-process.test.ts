@@ -11,6 +11,7 @@ import { cleanEnv, snapshotBuild, startCli, type CliProcess, type SnapshotBuild 
 import { RedisServer } from '../helpers/redis-server.js';
 
 const HANDLERS = 'test/fixtures/handlers/recording.mjs';
+const MEMORY_HANDLERS = 'test/fixtures/handlers/memory.mjs';
 
 let server: RedisServer;
 let redis: Redis;
@@ -51,12 +52,15 @@ function completed(id: string, what: string, timeoutMs = 15_000): Promise<boolea
   );
 }
 
-function worker(args: string[] = []): CliProcess {
+function worker(
+  args: string[] = [],
+  { handlers = HANDLERS, env = {} }: { handlers?: string; env?: Record<string, string> } = {},
+): CliProcess {
   const p = startCli(
     build.bin,
-    ['worker', 'start', '--handlers', HANDLERS, '--prefix', prefix, '--log-format', 'json', ...args],
+    ['worker', 'start', '--handlers', handlers, '--prefix', prefix, '--log-format', 'json', ...args],
     {
-      env: cleanEnv({ REDIS_URL: server.url, TEST_REDIS_URL: server.url, TEST_PREFIX: prefix }),
+      env: cleanEnv({ REDIS_URL: server.url, TEST_REDIS_URL: server.url, TEST_PREFIX: prefix, ...env }),
       timeoutMs: 120_000,
     },
   );
@@ -176,6 +180,25 @@ describe('worker processes', () => {
     expect((await w.done).code).toBe(143);
     expect(Date.now() - secondAt).toBeLessThan(2000);
     expect(await redis.lrange(queue.keys.processing, 0, -1)).toEqual([job.id]);
+  });
+
+  it('keeps V8 young generation at 16 MiB under load, unless node was given a setting of its own', async () => {
+    /** The largest young generation a job allocating like a busy worker saw in a worker process. */
+    const largest = async (env: Record<string, string>): Promise<number> => {
+      const w = worker([], { handlers: MEMORY_HANDLERS, env });
+      await w.waitForOutput('Worker starting');
+      const job = await queue.enqueue('churn', { ms: 2000 });
+      await completed(job.id, 'churn job');
+      w.child.kill('SIGTERM');
+      expect((await w.done).code).toBe(0);
+      const result = JSON.parse((await redis.hget(queue.keys.result(job.id), 'result')) ?? '{}') as {
+        largest_young_generation: number;
+      };
+      return result.largest_young_generation;
+    };
+    expect(await largest({})).toBeLessThanOrEqual(16 * 2 ** 20);
+    // With node's own maximum (semi-spaces of 32 MiB), the same work grows it past the cap.
+    expect(await largest({ NODE_OPTIONS: '--max-semi-space-size=32' })).toBeGreaterThan(16 * 2 ** 20);
   });
 
   it('never prints the Redis password', async () => {

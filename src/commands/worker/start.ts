@@ -8,6 +8,7 @@ import {
   routingKeysFlag,
 } from '../../cli/flags.js';
 import { runUntilSignalled } from '../../cli/signals.js';
+import { capYoungGeneration } from '../../cli/young-generation.js';
 import { UsageError } from '../../core/errors.js';
 import { demoHandlers, loadHandlers, type HandlerMap } from '../../core/handlers.js';
 import { createLogger, isLogLevel, type LogFormat } from '../../core/logger.js';
@@ -144,6 +145,9 @@ The handlers module exports functions named after job names (or a default object
       },
       logger,
     });
+    // This process runs only the worker: its young generation stays at 16 MiB (cli/young-generation.ts;
+    // bin/run.js has installed the cap already, and this call then does nothing).
+    const releaseCap = capYoungGeneration();
     await worker.start();
     const stats = await runUntilSignalled(
       async () => {
@@ -153,6 +157,7 @@ The handlers module exports functions named after job names (or a default object
       (signal) =>
         worker.logger.warn({ signal }, 'Second signal: exiting at once; held jobs return after their lease'),
     );
+    releaseCap();
     // Handler modules may hold open handles (pools, timers): exit shortly even if they do.
     setTimeout(() => process.exit(process.exitCode ?? 0), 1000).unref();
     return { worker_id: worker.id, stats };
