@@ -72,6 +72,8 @@ async function main(): Promise<void> {
     throw new Error('dist/ has no dlq commands: run `npm run build` first');
   }
   const server = await LocalRedisServer.start();
+  // Stopped from outside (npm run bench gives up on a run with SIGINT): the server goes too.
+  process.once('SIGINT', () => void server.destroy().finally(() => process.exit(130)));
   const redis = new Redis(server.url);
   try {
     const redisVersion = /redis_version:(\S+)/.exec(await redis.info('server'))?.[1] ?? 'unknown';
@@ -146,8 +148,8 @@ async function main(): Promise<void> {
         benchmark: 'dlq-requeue',
         jobs: JOBS,
         wall_seconds: Number(seconds.toFixed(2)),
-        peak_rss_mib: Math.round(peak),
-        peak_rss_mb: Math.round(peakMb),
+        peak_rss_mib: Number(peak.toFixed(1)),
+        peak_rss_mb: Number(peakMb.toFixed(1)),
         cpu_seconds: { redis: Number(redisCpu.toFixed(2)), cli: Number(cpuSeconds.toFixed(2)) },
         all_moved_once: ok,
         targets: { wall_seconds: TARGET_SECONDS, peak_rss_mb: TARGET_MB },

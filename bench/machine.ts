@@ -47,12 +47,12 @@ export function printMachine(info: MachineInfo = machineInfo()): void {
   );
 }
 
-/** Peak resident set size (VmHWM) of a process, in MiB, read from /proc (Linux). */
 /** Targets are in MB (10^6 bytes); /proc reports kB that are KiB: a MiB is 1.048576 MB. */
 export function mibToMb(mib: number): number {
   return (mib * 2 ** 20) / 1e6;
 }
 
+/** Peak resident set size (VmHWM) of a process, in MiB, read from /proc (Linux). */
 export function peakRssMiB(pid: number): number | undefined {
   try {
     const status = readFileSync(`/proc/${pid}/status`, 'utf8');

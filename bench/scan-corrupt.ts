@@ -89,6 +89,8 @@ class Seeder {
 }
 
 const server = await LocalRedisServer.start({ args: ['--save', '', '--appendonly', 'no'] });
+// Stopped from outside (npm run bench gives up on a run with SIGINT): the server goes too.
+process.once('SIGINT', () => void server.destroy().finally(() => process.exit(130)));
 const redis = new Redis(server.url);
 try {
   const info = machineInfo();
@@ -222,8 +224,8 @@ try {
       benchmark: 'scan-corrupt',
       documents: docs,
       wall_seconds: Number(seconds.toFixed(2)),
-      peak_rss_mib: Math.round(peak),
-      peak_rss_mb: Math.round(mibToMb(peak)),
+      peak_rss_mib: Number(peak.toFixed(1)),
+      peak_rss_mb: Number(mibToMb(peak).toFixed(1)),
       exit_code: code,
       all_seeded_problems_found: allFound,
       targets: { wall_seconds: 30, peak_rss_mb: 200 },

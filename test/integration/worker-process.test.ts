@@ -182,13 +182,14 @@ describe('worker processes', () => {
     expect(await redis.lrange(queue.keys.processing, 0, -1)).toEqual([job.id]);
   });
 
-  it('keeps V8 young generation at 16 MiB under load, unless node was given a setting of its own', async () => {
-    /** The largest young generation a job allocating like a busy worker saw in a worker process. */
+  it('keeps V8 young generation at 16 MiB under load (V8 alone grows it further)', async (ctx) => {
+    const CAP = 16 * 2 ** 20;
+    /** The largest young generation that a job allocating like a busy worker saw in a worker process. */
     const largest = async (env: Record<string, string>): Promise<number> => {
       const w = worker([], { handlers: MEMORY_HANDLERS, env });
       await w.waitForOutput('Worker starting');
-      const job = await queue.enqueue('churn', { ms: 2000 });
-      await completed(job.id, 'churn job');
+      const job = await queue.enqueue('churn', { chunks: 400 });
+      await completed(job.id, 'churn job', 25_000);
       w.child.kill('SIGTERM');
       expect((await w.done).code).toBe(0);
       const result = JSON.parse((await redis.hget(queue.keys.result(job.id), 'result')) ?? '{}') as {
@@ -196,10 +197,11 @@ describe('worker processes', () => {
       };
       return result.largest_young_generation;
     };
-    expect(await largest({})).toBeLessThanOrEqual(16 * 2 ** 20);
-    // With node's own maximum (semi-spaces of 32 MiB), the same work grows it past the cap.
-    expect(await largest({ NODE_OPTIONS: '--max-semi-space-size=32' })).toBeGreaterThan(16 * 2 ** 20);
-  });
+    // The same work without the cap: V8's own maximum on this machine.
+    const uncapped = await largest({ BANANAS_YOUNG_GENERATION_CAP: 'off' });
+    if (uncapped <= CAP) ctx.skip(); // V8's maximum here is within the cap: nothing to show
+    expect(await largest({})).toBe(CAP);
+  }, 60_000);
 
   it('never prints the Redis password', async () => {
     await server.destroy();

@@ -148,16 +148,23 @@ The handlers module exports functions named after job names (or a default object
     // This process runs only the worker: its young generation stays at 16 MiB (cli/young-generation.ts;
     // bin/run.js has installed the cap already, and this call then does nothing).
     const releaseCap = capYoungGeneration();
-    await worker.start();
-    const stats = await runUntilSignalled(
-      async () => {
-        await worker.stop();
-        return worker.stats();
-      },
-      (signal) =>
-        worker.logger.warn({ signal }, 'Second signal: exiting at once; held jobs return after their lease'),
-    );
-    releaseCap();
+    let stats: WorkerStats;
+    try {
+      await worker.start();
+      stats = await runUntilSignalled(
+        async () => {
+          await worker.stop();
+          return worker.stats();
+        },
+        (signal) =>
+          worker.logger.warn(
+            { signal },
+            'Second signal: exiting at once; held jobs return after their lease',
+          ),
+      );
+    } finally {
+      releaseCap();
+    }
     // Handler modules may hold open handles (pools, timers): exit shortly even if they do.
     setTimeout(() => process.exit(process.exitCode ?? 0), 1000).unref();
     return { worker_id: worker.id, stats };
