@@ -15,7 +15,7 @@ import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
 import { Keys } from '../src/core/keys.js';
 import { LocalRedisServer } from '../src/core/local-redis.js';
-import { cpuModel, machineInfo, mibToMb, redisCpuSeconds, runMeasured } from './machine.js';
+import { cpuModel, mibToMb, printFiguresLine, redisCpuSeconds, runMeasured } from './machine.js';
 
 const ROOT = fileURLToPath(new URL('../', import.meta.url));
 const PREFIX = 'bench:';
@@ -142,19 +142,15 @@ async function main(): Promise<void> {
     console.log(
       `machine        ${cpuModel()}, ${cpus().length} cores, Node ${process.version}, Redis ${redisVersion}, load average ${load} at start`,
     );
-    // One line for programs (npm run bench reads it).
-    console.log(
-      JSON.stringify({
-        benchmark: 'dlq-requeue',
+    printFiguresLine(
+      'dlq-requeue',
+      { seconds, peakMib: peak },
+      {
         jobs: JOBS,
-        wall_seconds: Number(seconds.toFixed(2)),
-        peak_rss_mib: Number(peak.toFixed(1)),
-        peak_rss_mb: Number(peakMb.toFixed(1)),
         cpu_seconds: { redis: Number(redisCpu.toFixed(2)), cli: Number(cpuSeconds.toFixed(2)) },
         all_moved_once: ok,
-        targets: { wall_seconds: TARGET_SECONDS, peak_rss_mb: TARGET_MB },
-        machine: machineInfo(),
-      }),
+      },
+      { wall_seconds: TARGET_SECONDS, peak_rss_mb: TARGET_MB },
     );
     if (!ok) process.exitCode = 1;
   } finally {

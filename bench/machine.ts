@@ -52,6 +52,29 @@ export function mibToMb(mib: number): number {
   return (mib * 2 ** 20) / 1e6;
 }
 
+/**
+ * The JSON line an operator-scale benchmark prints last, for programs (npm run bench reads it): its wall
+ * time, the CLI's peak RSS in MiB and MB, `fields` of its own, its targets and the machine.
+ */
+export function printFiguresLine(
+  benchmark: string,
+  run: { seconds: number; peakMib: number },
+  fields: Record<string, unknown>,
+  targets: { wall_seconds: number; peak_rss_mb: number },
+): void {
+  console.log(
+    JSON.stringify({
+      benchmark,
+      ...fields,
+      wall_seconds: Number(run.seconds.toFixed(2)),
+      peak_rss_mib: Number(run.peakMib.toFixed(1)),
+      peak_rss_mb: Number(mibToMb(run.peakMib).toFixed(1)),
+      targets,
+      machine: machineInfo(),
+    }),
+  );
+}
+
 /** Peak resident set size (VmHWM) of a process, in MiB, read from /proc (Linux). */
 export function peakRssMiB(pid: number): number | undefined {
   try {

@@ -17,7 +17,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
 import { LocalRedisServer } from '../src/core/local-redis.js';
-import { machineInfo, mibToMb, printMachine, runMeasured, type MeasuredRun } from './machine.js';
+import { mibToMb, printFiguresLine, printMachine, runMeasured, type MeasuredRun } from './machine.js';
 
 const ROOT = fileURLToPath(new URL('../', import.meta.url));
 const BIN = `${ROOT}bin/run.js`;
@@ -93,8 +93,7 @@ const server = await LocalRedisServer.start({ args: ['--save', '', '--appendonly
 process.once('SIGINT', () => void server.destroy().finally(() => process.exit(130)));
 const redis = new Redis(server.url);
 try {
-  const info = machineInfo();
-  printMachine(info);
+  printMachine();
   const old = '2025-11-10T04:16:33.123Z';
   const k = (s: string) => `${PREFIX}${s}`;
   const seeder = new Seeder(redis);
@@ -219,18 +218,11 @@ try {
   }
   console.log(`temporary keys left behind: ${leftover.length}`);
   console.log('');
-  console.log(
-    JSON.stringify({
-      benchmark: 'scan-corrupt',
-      documents: docs,
-      wall_seconds: Number(seconds.toFixed(2)),
-      peak_rss_mib: Number(peak.toFixed(1)),
-      peak_rss_mb: Number(mibToMb(peak).toFixed(1)),
-      exit_code: code,
-      all_seeded_problems_found: allFound,
-      targets: { wall_seconds: 30, peak_rss_mb: 200 },
-      machine: info,
-    }),
+  printFiguresLine(
+    'scan-corrupt',
+    { seconds, peakMib: peak },
+    { documents: docs, exit_code: code, all_seeded_problems_found: allFound },
+    { wall_seconds: 30, peak_rss_mb: 200 },
   );
   if (code !== 7 || !allFound || leftover.length > 0) process.exitCode = 1;
 
